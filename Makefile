@@ -1,0 +1,36 @@
+# The two commands a new user needs: `make run` and `make test`. Both set everything up.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint bench clean
+
+setup: $(STAMP) node_modules/.package-lock.json
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+## Run the app locally: Azurite, the functions on the dev host, the local chat channel.
+run: setup
+	$(PY) -m devhost.run
+
+## Run the whole test suite against a fresh Azurite on free ports (stopped afterwards).
+test: setup
+	$(PY) -m devhost.azurite -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+## Benchmarks (not tests): prints ratios measured in one run, writes bench/RESULTS.md.
+bench: setup
+	$(PY) -m devhost.azurite -- $(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache dist

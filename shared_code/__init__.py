@@ -1,0 +1,1 @@
+"""Everything the function folders share: the bot, its storage and its protocol."""

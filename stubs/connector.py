@@ -1,0 +1,217 @@
+"""The Bot Connector service: the channel-side REST API a bot sends its messages to."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from stubs.server import StubRequest, StubResponse, StubServer
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One error answer, shaped as the connector shapes it."""
+
+    status: int
+    code: str = ""
+    retry_after: float | None = None
+    sub_code: str = ""
+
+    def response(self) -> StubResponse:
+        headers = {"X-Correlating-OperationId": uuid.uuid4().hex}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(int(self.retry_after)) if float(self.retry_after).is_integer() else str(self.retry_after)
+        error: dict[str, Any] = {"code": self.code or _DEFAULT_CODES.get(self.status, "ServiceError"),
+                                 "message": f"stub fault {self.status}"}
+        if self.sub_code:
+            error["innerHttpError"] = {"statusCode": self.status, "body": {"subCode": self.sub_code}}
+        return StubResponse(self.status, {"error": error}, headers)
+
+
+_DEFAULT_CODES = {
+    403: "ConversationBlockedByUser",
+    404: "ConversationNotFound",
+    429: "Throttled",
+    500: "InternalServerError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+
+FaultPolicy = Callable[[str, int], "Fault | None"]  # (conversation id, attempt number from 1) -> fault
+
+
+class RandomFaults:
+    """Faults drawn with a fixed seed: per attempt for 429/503, per conversation for 403.
+
+    A conversation chosen as gone answers 403 on every attempt, like a user who
+    blocked the bot; throttling and outages are drawn again on each attempt.
+    """
+
+    def __init__(self, *, seed: int = 7, throttled: float = 0.0, unavailable: float = 0.0, gone: float = 0.0,
+                 retry_after: float = 1) -> None:
+        self.throttled, self.unavailable, self.gone = throttled, unavailable, gone
+        self.retry_after = retry_after
+        self.seed = seed
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def is_gone(self, conversation_id: str) -> bool:
+        digest = hashlib.sha256(f"{self.seed}:{conversation_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.gone
+
+    def __call__(self, conversation_id: str, attempt: int) -> Fault | None:
+        if self.is_gone(conversation_id):
+            return Fault(403, "ConversationBlockedByUser")
+        with self._lock:
+            draw = self._random.random()
+        if draw < self.throttled:
+            return Fault(429, "Throttled", retry_after=self.retry_after)
+        if draw < self.throttled + self.unavailable:
+            return Fault(503, "ServiceUnavailable")
+        return None
+
+
+class ConnectorStub:
+    """`/v3/conversations/...` routes. Records what each conversation received.
+
+    - latency: seconds every answer waits (the network and the channel);
+    - faults: a FaultPolicy, or per-conversation queued faults with `fail_next`;
+    - token_check: when set, a request without `Authorization: Bearer <valid>` gets 401;
+    - on_activity: called with (conversation id, activity) for every stored activity
+      (the local chat shows them as they arrive).
+    """
+
+    def __init__(self, *, latency: float = 0.0, faults: FaultPolicy | None = None,
+                 token_check: Callable[[str], bool] | None = None,
+                 on_activity: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.latency = latency
+        self.faults = faults
+        self.token_check = token_check
+        self.on_activity = on_activity
+        self._lock = threading.Lock()
+        self._activities: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._attempts: dict[str, int] = defaultdict(int)
+        self._queued: dict[str, list[Fault]] = defaultdict(list)
+        self.requests: list[tuple[str, str, bool]] = []  # (method, path, had a bearer token)
+        self.authorization_headers_seen = 0
+        self._server = StubServer(self._handle)
+
+    # --- lifecycle -------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> ConnectorStub:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> ConnectorStub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- what tests read and arrange --------------------------------------
+    def activities(self, conversation_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._activities.get(conversation_id, ()))
+
+    def all_activities(self) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            return {k: list(v) for k, v in self._activities.items() if v}
+
+    def texts(self, conversation_id: str) -> list[str]:
+        return [a.get("text", "") for a in self.activities(conversation_id)]
+
+    def attempts(self, conversation_id: str) -> int:
+        with self._lock:
+            return self._attempts.get(conversation_id, 0)
+
+    def total_delivered(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._activities.values())
+
+    def fail_next(self, conversation_id: str, fault: Fault, times: int = 1) -> None:
+        with self._lock:
+            self._queued[conversation_id].extend([fault] * times)
+
+    def wait_for(self, conversation_id: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until `conversation_id` has received at least `count` activities."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.activities(conversation_id)
+            if len(got) >= count:
+                return got
+            time.sleep(0.02)
+        return self.activities(conversation_id)
+
+    # --- the service -----------------------------------------------------
+    def _handle(self, request: StubRequest) -> StubResponse:
+        parts = request.path.split("/")
+        # ['', 'v3', 'conversations', id?, 'activities'?, activityId?]
+        if len(parts) < 3 or parts[1] != "v3" or parts[2] != "conversations":
+            return Fault(404, "NotFound").response()
+        auth = request.headers.get("Authorization") or request.headers.get("authorization") or ""
+        has_bearer = auth.startswith("Bearer ")
+        with self._lock:
+            self.requests.append((request.method, request.path, has_bearer))
+            if auth:
+                self.authorization_headers_seen += 1
+        if self.token_check is not None and not (has_bearer and self.token_check(auth[len("Bearer "):])):
+            return StubResponse(401, {"error": {"code": "Unauthorized", "message": "bad or missing token"}})
+        if self.latency:
+            time.sleep(self.latency)
+        if request.method != "POST":
+            return Fault(405, "MethodNotAllowed").response()
+        try:
+            body = request.json()
+        except ValueError:
+            return Fault(400, "BadSyntax").response()
+        if len(parts) == 3:
+            return self._create_conversation(body)
+        if len(parts) not in (5, 6) or parts[4] != "activities":
+            return Fault(404, "NotFound").response()
+        conversation_id = unquote(parts[3])
+        if not isinstance(body, dict) or not body.get("type"):
+            return Fault(400, "MissingProperty").response()
+        with self._lock:
+            self._attempts[conversation_id] += 1
+            attempt = self._attempts[conversation_id]
+            queued = self._queued.get(conversation_id)
+            fault = queued.pop(0) if queued else None
+        if fault is None and self.faults is not None:
+            fault = self.faults(conversation_id, attempt)
+        if fault is not None:
+            return fault.response()
+        activity_id = uuid.uuid4().hex
+        stored = dict(body, id=activity_id)
+        if len(parts) == 6:
+            stored["replyToId"] = unquote(parts[5])
+        with self._lock:
+            self._activities[conversation_id].append(stored)
+        if self.on_activity is not None:
+            self.on_activity(conversation_id, stored)
+        return StubResponse(200, {"id": activity_id})
+
+    def _create_conversation(self, body: Any) -> StubResponse:
+        if not isinstance(body, dict) or not body.get("bot") or not body.get("members"):
+            return Fault(400, "MissingProperty").response()
+        conversation_id = f"conv-{uuid.uuid4().hex}"
+        activity_id = ""
+        if isinstance(body.get("activity"), dict):
+            activity_id = uuid.uuid4().hex
+            with self._lock:
+                self._activities[conversation_id].append(dict(body["activity"], id=activity_id))
+        return StubResponse(201, {"id": conversation_id, "activityId": activity_id, "serviceUrl": self.url})

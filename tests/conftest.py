@@ -1,0 +1,82 @@
+"""Fixtures: a real Azurite for the whole session, a fresh set of tables and queues per test,
+the Bot Framework stubs over HTTP, and the app's settings pointed at all of them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from devhost import azurite as azurite_launcher
+from stubs.connector import ConnectorStub
+from stubs.token import TokenStub
+
+
+@pytest.fixture(scope="session")
+def storage_connection() -> Iterator[str]:
+    """The Azurite connection string: the one `make test` started, or one started here."""
+    if os.environ.get("AZURITE_RUNNING") == "1" and os.environ.get("AzureWebJobsStorage"):
+        yield os.environ["AzureWebJobsStorage"]
+        return
+    emulator = azurite_launcher.start(blob=False)
+    try:
+        yield emulator.connection_string
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def connector() -> Iterator[ConnectorStub]:
+    with ConnectorStub() as stub:
+        yield stub
+
+
+@pytest.fixture
+def token_stub() -> Iterator[TokenStub]:
+    with TokenStub("test-app-id", "test-app-password") as stub:
+        yield stub
+
+
+@dataclass
+class AppEnv:
+    """The app's settings for one test: unique storage names, stubs' URLs."""
+
+    values: dict[str, str]
+    monkeypatch: pytest.MonkeyPatch
+
+    def set(self, **values: str) -> None:
+        from shared_code import services
+
+        for key, value in values.items():
+            self.values[key] = value
+            self.monkeypatch.setenv(key, value)
+        services.reset()
+
+
+@pytest.fixture
+def app_env(storage_connection: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppEnv]:
+    """Settings for a local-mode app (no MicrosoftAppId) on fresh tables and a fresh queue."""
+    from shared_code import services
+
+    suffix = uuid.uuid4().hex[:10]
+    values = {
+        "AzureWebJobsStorage": storage_connection,
+        "MicrosoftAppId": "",
+        "MicrosoftAppPassword": "",
+        "AddressesTableName": f"addr{suffix}",
+        "DialogStateTableName": f"state{suffix}",
+        "SurveyAnswersTableName": f"answers{suffix}",
+        "DeliveriesTableName": f"deliv{suffix}",
+        "NotificationsTableName": f"notif{suffix}",
+        "JobsQueueName": f"jobs-{suffix}",
+        "TrustedServiceUrls": "",
+        "PublicBaseUrl": "http://localhost:7071",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    services.reset()
+    yield AppEnv(values, monkeypatch)
+    services.reset()
