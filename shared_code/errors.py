@@ -9,6 +9,9 @@ class AppError(Exception):
     status: int = 500
     code: str = "internal_error"
 
+    # The connector's X-Correlating-OperationId, when the error came from it: operators quote it.
+    operation_id: str = ""
+
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -62,10 +65,14 @@ class Throttled(AppError):
 
 
 class Upstream(AppError):
-    """The connector or a Bot Framework service failed in a way a later retry may fix."""
+    """The connector or a Bot Framework service failed; `transient` says whether a retry may fix it."""
 
     status = 502
     code = "upstream_error"
+
+    def __init__(self, message: str, *, code: str | None = None, transient: bool = True) -> None:
+        super().__init__(message, code=code)
+        self.transient = transient
 
 
 class AppRejected(AppError):

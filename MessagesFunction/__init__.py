@@ -1,0 +1,17 @@
+"""POST /api/messages: the Bot Framework endpoint. Every activity a channel sends arrives here."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared_code import bot, edge, services
+
+
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    def handle() -> func.HttpResponse:
+        app = services.get()
+        data = edge.read_json(req, app.settings.max_request_bytes)
+        bot.on_activity(data, req.headers.get("Authorization"), app)
+        return edge.json_response(200)
+
+    return edge.respond(handle)

@@ -1,0 +1,185 @@
+"""The address store: where each user can be reached, one Table Storage entity per conversation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared_code.activity import ConversationReference
+from shared_code.keys import encode_key
+
+# One partition per channel keeps a channel's users together for `channel` broadcasts;
+# the row is the conversation, so a user's second conversation is a second address.
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A saved conversation reference and what the app knows about reaching it."""
+
+    reference: ConversationReference
+    active: bool = True
+    inactive_reason: str = ""
+    # The serviceUrl came in an activity whose token was verified: the bot's own token may go there.
+    service_url_trusted: bool = False
+    last_seen: datetime | None = None
+
+    @property
+    def conversation_id(self) -> str:
+        return self.reference.conversation.id
+
+    @property
+    def channel_id(self) -> str:
+        return self.reference.channel_id
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    addresses: list[Address]
+    continuation: dict[str, Any] | None  # None: this was the last page
+
+
+def address_keys(channel_id: str, conversation_id: str) -> tuple[str, str]:
+    return encode_key(channel_id), encode_key(conversation_id)
+
+
+class AddressStore:
+    """Save, find, deactivate and page through addresses. Every query is parameterized."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+        self._ready = False
+
+    def ensure_table(self) -> None:
+        if self._ready:
+            return
+        try:
+            self._table.create_table()
+        except ResourceExistsError:
+            pass
+        self._ready = True
+
+    def save(self, reference: ConversationReference, *, trusted: bool, now: datetime | None = None) -> bool:
+        """Insert or refresh the address of `reference`; True if the conversation is new.
+
+        A message from a conversation that was marked inactive makes it active again:
+        the user is evidently back.
+        """
+        self.ensure_table()
+        entity = _to_entity(Address(reference, service_url_trusted=trusted, last_seen=now or datetime.now(UTC)))
+        # Most turns come from a known conversation: try the update first (one round trip).
+        try:
+            self._table.update_entity(entity, mode=UpdateMode.MERGE)  # If-Match: * -- only if it exists
+            return False
+        except ResourceNotFoundError:
+            pass
+        try:
+            self._table.create_entity(entity)
+            return True
+        except ResourceExistsError:  # created by a concurrent turn in between
+            self._table.update_entity(entity, mode=UpdateMode.MERGE)
+            return False
+
+    def get(self, conversation_id: str, channel_id: str | None = None) -> Address | None:
+        """The address of a conversation; with no channel, found by conversation id alone."""
+        self.ensure_table()
+        if channel_id is not None:
+            try:
+                return _from_entity(self._table.get_entity(*address_keys(channel_id, conversation_id)))
+            except ResourceNotFoundError:
+                return None
+        found = self._table.query_entities(
+            "RowKey eq @row", parameters={"row": encode_key(conversation_id)}, results_per_page=2
+        )
+        for entity in found:
+            address = _from_entity(entity)
+            if address.conversation_id == conversation_id:
+                return address
+        return None
+
+    def find_by_user(self, user_id: str) -> list[Address]:
+        self.ensure_table()
+        found = self._table.query_entities("UserId eq @user", parameters={"user": user_id})
+        return [_from_entity(e) for e in found]
+
+    def deactivate(self, channel_id: str, conversation_id: str, reason: str) -> bool:
+        """Mark an address inactive (the bot was removed or blocked); False if unknown."""
+        self.ensure_table()
+        partition, row = address_keys(channel_id, conversation_id)
+        try:
+            self._table.update_entity(
+                {"PartitionKey": partition, "RowKey": row, "Active": False, "InactiveReason": reason[:1024]},
+                mode=UpdateMode.MERGE,  # If-Match: * -- only if it exists
+            )
+            return True
+        except ResourceNotFoundError:
+            return False
+
+    def page_active(
+        self,
+        *,
+        page_size: int = 100,
+        continuation: dict[str, Any] | None = None,
+        channel_id: str | None = None,
+    ) -> Page:
+        """One page of active addresses (optionally of one channel) and where the next one starts."""
+        self.ensure_table()
+        if channel_id is None:
+            query, parameters = "Active eq @active", {"active": True}
+        else:
+            query = "PartitionKey eq @partition and Active eq @active"
+            parameters = {"partition": encode_key(channel_id), "active": True}
+        pages = self._table.query_entities(query, parameters=parameters, results_per_page=page_size).by_page(
+            continuation_token=continuation
+        )
+        try:
+            entities = list(next(pages))
+        except StopIteration:
+            return Page([], None)
+        return Page([_from_entity(e) for e in entities], pages.continuation_token)
+
+    def iter_active(self, *, page_size: int = 100, channel_id: str | None = None) -> Iterator[Address]:
+        continuation: dict[str, Any] | None = None
+        while True:
+            page = self.page_active(page_size=page_size, continuation=continuation, channel_id=channel_id)
+            yield from page.addresses
+            if page.continuation is None:
+                return
+            continuation = page.continuation
+
+
+def _to_entity(address: Address) -> dict[str, Any]:
+    ref = address.reference
+    partition, row = address_keys(ref.channel_id, ref.conversation.id)
+    return {
+        "PartitionKey": partition,
+        "RowKey": row,
+        "ChannelId": ref.channel_id,
+        "ConversationId": ref.conversation.id,
+        "UserId": ref.user.id,
+        "ServiceUrl": ref.service_url,
+        "Locale": ref.locale,
+        "Reference": json.dumps(ref.to_json(), ensure_ascii=False),
+        "Active": address.active,
+        "InactiveReason": address.inactive_reason,
+        "ServiceUrlTrusted": address.service_url_trusted,
+        "LastSeen": address.last_seen,
+    }
+
+
+def _from_entity(entity: dict[str, Any]) -> Address:
+    reference = ConversationReference.from_json(json.loads(entity["Reference"]))
+    last_seen = entity.get("LastSeen")
+    return Address(
+        reference=reference,
+        active=bool(entity.get("Active", True)),
+        inactive_reason=entity.get("InactiveReason") or "",
+        service_url_trusted=bool(entity.get("ServiceUrlTrusted", False)),
+        last_seen=last_seen if isinstance(last_seen, datetime) else None,
+    )
+

@@ -1,0 +1,95 @@
+"""The app's long-lived objects (settings, clients, stores), built lazily once per process.
+
+A cache that is safe to lose: `reset()` drops it (tests do, after changing settings),
+and the next call builds it again from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from shared_code.config import Settings, load_settings
+
+if TYPE_CHECKING:  # imported lazily below: a function imports only what its path needs (cold start)
+    from azure.storage.queue import QueueClient
+
+    from shared_code.addresses import AddressStore
+    from shared_code.connector import ConnectorClient
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+
+    @cached_property
+    def http_session(self):  # noqa: ANN201 - requests.Session, imported lazily
+        from shared_code.connector import new_session
+
+        return new_session(self.settings.send_concurrency)
+
+    @cached_property
+    def credentials(self):  # noqa: ANN201 - OutboundCredentials or NoCredentials
+        if self.settings.local_mode:
+            from shared_code.connector import NoCredentials
+
+            log.warning("MicrosoftAppId is empty: local mode, inbound auth is off and no token is sent")
+            return NoCredentials()
+        from shared_code.auth import OutboundCredentials
+
+        return OutboundCredentials(self.settings, self.http_session)
+
+    @cached_property
+    def inbound_auth(self):  # noqa: ANN201 - InboundAuthenticator
+        from shared_code.auth import InboundAuthenticator
+
+        return InboundAuthenticator(self.settings, self.http_session)
+
+    @cached_property
+    def connector(self) -> ConnectorClient:
+        from shared_code.connector import ConnectorClient
+
+        return ConnectorClient(self.credentials, self.http_session)
+
+    @cached_property
+    def table_service(self):  # noqa: ANN201 - TableServiceClient
+        from azure.data.tables import TableServiceClient
+
+        return TableServiceClient.from_connection_string(self.settings.storage_connection)
+
+    @cached_property
+    def addresses(self) -> AddressStore:
+        from shared_code.addresses import AddressStore
+
+        return AddressStore(self.table_service.get_table_client(self.settings.addresses_table))
+
+    def queue(self, name: str | None = None) -> QueueClient:
+        from azure.storage.queue import QueueClient
+
+        return QueueClient.from_connection_string(self.settings.storage_connection, name or self.settings.jobs_queue)
+
+
+_current: Services | None = None
+_lock = threading.Lock()
+
+
+def get() -> Services:
+    global _current
+    current = _current
+    if current is None:
+        with _lock:
+            if _current is None:
+                _current = Services(load_settings())
+            current = _current
+    return current
+
+
+def reset() -> None:
+    global _current
+    with _lock:
+        _current = None
