@@ -1,0 +1,164 @@
+"""Proactive jobs: the versioned queue message format, its validation, and putting jobs on the queue.
+
+Wire format, version 1 (JSON, base64 on the queue):
+
+    {"v": 1, "kind": "message", "id": "<notification id>",
+     "to": {"conversation": "<id>"} | {"user": "<id>"} | {"channel": "<id>"} | "all",
+     "text": "...", "locale": "en-US"}
+    {"v": 1, "kind": "dialog", "dialog": "survey", "id": "...", "to": ...}
+
+`id` is optional for callers (one is made up); it names the notification, so the
+same id sent twice is one notification.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from shared_code.errors import BadInput
+from shared_code.services import Services
+
+VERSION = 1
+MAX_TEXT_BYTES = 28 * 1024  # the connector refuses larger messages (MessageSizeTooBig)
+MAX_ID_LENGTH = 200
+KNOWN_DIALOGS = frozenset({"survey"})
+
+
+class JobKind(StrEnum):
+    MESSAGE = "message"
+    DIALOG = "dialog"
+
+
+class TargetKind(StrEnum):
+    CONVERSATION = "conversation"
+    USER = "user"
+    CHANNEL = "channel"
+    ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kind: TargetKind
+    value: str = ""  # empty for ALL
+
+    @property
+    def is_single(self) -> bool:
+        return self.kind is TargetKind.CONVERSATION
+
+    def to_json(self) -> Any:
+        return "all" if self.kind is TargetKind.ALL else {self.kind.value: self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    kind: JobKind
+    target: Target
+    id: str
+    text: str = ""
+    locale: str | None = None
+    dialog: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": VERSION, "kind": self.kind.value, "id": self.id, "to": self.target.to_json()}
+        if self.kind is JobKind.MESSAGE:
+            out["text"] = self.text
+            if self.locale:
+                out["locale"] = self.locale
+        else:
+            out["dialog"] = self.dialog
+        return out
+
+
+def parse_target(value: Any) -> Target:
+    if value == "all":
+        return Target(TargetKind.ALL)
+    if isinstance(value, dict) and len(value) == 1:
+        [(key, item)] = value.items()
+        if key in {k.value for k in TargetKind if k is not TargetKind.ALL} and isinstance(item, str) and item:
+            return Target(TargetKind(key), item)
+    raise BadInput('to must be {"conversation": id}, {"user": id}, {"channel": id} or "all"')
+
+
+def parse_job(data: Any, *, require_version: bool = True) -> Job:
+    """Validate a job (queue message or HTTP body); BadInput says what is wrong."""
+    if not isinstance(data, dict):
+        raise BadInput("a job must be a JSON object")
+    if require_version or "v" in data:
+        if data.get("v") != VERSION:
+            raise BadInput(f"unknown job version {data.get('v')!r}; this app reads version {VERSION}")
+    kind_value = data.get("kind") or ("dialog" if "dialog" in data else "message")
+    try:
+        kind = JobKind(kind_value)
+    except ValueError:
+        raise BadInput(f"unknown job kind {kind_value!r}; expected message or dialog") from None
+    target = parse_target(data.get("to"))
+    job_id = data.get("id")
+    if job_id is None:
+        job_id = uuid.uuid4().hex
+    if not isinstance(job_id, str) or not job_id or len(job_id) > MAX_ID_LENGTH:
+        raise BadInput(f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+    locale = data.get("locale")
+    if locale is not None and not isinstance(locale, str):
+        raise BadInput("locale must be a string such as en-US")
+    if kind is JobKind.MESSAGE:
+        text = data.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise BadInput("text is required (a non-empty string)")
+        if len(text.encode()) > MAX_TEXT_BYTES:
+            raise BadInput(f"text is longer than {MAX_TEXT_BYTES} bytes")
+        return Job(kind, target, job_id, text=text, locale=locale or None)
+    dialog = data.get("dialog")
+    if not isinstance(dialog, str) or dialog not in KNOWN_DIALOGS:
+        raise BadInput(f"unknown dialog {dialog!r}; known: {', '.join(sorted(KNOWN_DIALOGS))}")
+    return Job(kind, target, job_id, dialog=dialog, locale=locale or None)
+
+
+def decode_message(body: bytes) -> Any:
+    """The JSON of a queue message body (the host has already undone the base64)."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadInput("the queue message is not UTF-8 JSON") from None
+
+
+def encode_message(data: dict[str, Any]) -> str:
+    """Base64 text, as the Functions host expects (messageEncoding: base64)."""
+    return base64.b64encode(json.dumps(data, separators=(",", ":")).encode()).decode("ascii")
+
+
+def decode_base64_text(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadInput("the queue message is not base64") from None
+
+
+def enqueue(data: dict[str, Any], services: Services, *, delay_seconds: float = 0, queue_name: str | None = None) -> None:
+    """Put a job on the jobs queue, invisible for `delay_seconds` (the serverless setTimeout)."""
+    queue = services.queue(queue_name)
+    _send(queue, encode_message(data), delay_seconds)
+
+
+def send_to_poison(original: bytes | str, reason: str, services: Services, *, queue_name: str | None = None) -> None:
+    """Keep a message that can never succeed, with why, in `<queue>-poison`: never dropped."""
+    name = f"{queue_name or services.settings.jobs_queue}-poison"
+    body = original.decode("utf-8", "replace") if isinstance(original, bytes) else original
+    record = {"reason": reason, "message": body}
+    _send(services.queue(name), encode_message(record), 0)
+
+
+def _send(queue: Any, text: str, delay_seconds: float) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    visibility = int(round(delay_seconds)) if delay_seconds > 0 else None
+    try:
+        queue.send_message(text, visibility_timeout=visibility)
+    except ResourceNotFoundError:
+        queue.create_queue()
+        queue.send_message(text, visibility_timeout=visibility)
