@@ -43,6 +43,7 @@ class Settings:
     send_rate_per_second: float = 50.0  # SendRatePerSecond
     survey_schedule: str = "0 0 9 * * 1-5"  # SurveySchedule (six-field NCRONTAB)
     survey_questions: tuple[str, ...] = ()  # SurveyQuestions, separated by "|"
+    survey_audience: str = "all"  # SurveyAudience: "all" or "channel:<channel id>"
     public_base_url: str = "http://localhost:7071"  # PublicBaseUrl, for links the bot shows
 
     @property
@@ -75,6 +76,7 @@ SETTING_NAMES: dict[str, str] = {
     "send_rate_per_second": "SendRatePerSecond",
     "survey_schedule": "SurveySchedule",
     "survey_questions": "SurveyQuestions",
+    "survey_audience": "SurveyAudience",
     "public_base_url": "PublicBaseUrl",
 }
 
