@@ -13,6 +13,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.activity import ConversationReference
 from shared_code.keys import encode_key
+from shared_code.tables import is_table_missing, on_table
 
 # One partition per channel keeps a channel's users together for `channel` broadcasts;
 # the row is the conversation, so a user's second conversation is a second address.
@@ -53,16 +54,6 @@ class AddressStore:
 
     def __init__(self, table: TableClient) -> None:
         self._table = table
-        self._ready = False
-
-    def ensure_table(self) -> None:
-        if self._ready:
-            return
-        try:
-            self._table.create_table()
-        except ResourceExistsError:
-            pass
-        self._ready = True
 
     def save(self, reference: ConversationReference, *, trusted: bool, now: datetime | None = None) -> bool:
         """Insert or refresh the address of `reference`; True if the conversation is new.
@@ -70,14 +61,17 @@ class AddressStore:
         A message from a conversation that was marked inactive makes it active again:
         the user is evidently back.
         """
-        self.ensure_table()
         entity = _to_entity(Address(reference, service_url_trusted=trusted, last_seen=now or datetime.now(UTC)))
+        return on_table(self._table, lambda: self._save(entity))
+
+    def _save(self, entity: dict[str, Any]) -> bool:
         # Most turns come from a known conversation: try the update first (one round trip).
         try:
             self._table.update_entity(entity, mode=UpdateMode.MERGE)  # If-Match: * -- only if it exists
             return False
-        except ResourceNotFoundError:
-            pass
+        except ResourceNotFoundError as error:
+            if is_table_missing(error):
+                raise
         try:
             self._table.create_entity(entity)
             return True
@@ -87,29 +81,28 @@ class AddressStore:
 
     def get(self, conversation_id: str, channel_id: str | None = None) -> Address | None:
         """The address of a conversation; with no channel, found by conversation id alone."""
-        self.ensure_table()
         if channel_id is not None:
             try:
-                return _from_entity(self._table.get_entity(*address_keys(channel_id, conversation_id)))
-            except ResourceNotFoundError:
+                entity = self._table.get_entity(*address_keys(channel_id, conversation_id))
+            except ResourceNotFoundError:  # no such entity, or no table yet: unknown either way
                 return None
-        found = self._table.query_entities(
-            "RowKey eq @row", parameters={"row": encode_key(conversation_id)}, results_per_page=2
-        )
-        for entity in found:
-            address = _from_entity(entity)
-            if address.conversation_id == conversation_id:
-                return address
-        return None
+            return _from_entity(entity)
+        found = self._query("RowKey eq @row", {"row": encode_key(conversation_id)})
+        return next((a for a in map(_from_entity, found) if a.conversation_id == conversation_id), None)
 
     def find_by_user(self, user_id: str) -> list[Address]:
-        self.ensure_table()
-        found = self._table.query_entities("UserId eq @user", parameters={"user": user_id})
-        return [_from_entity(e) for e in found]
+        return [_from_entity(e) for e in self._query("UserId eq @user", {"user": user_id})]
+
+    def _query(self, query: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            return list(self._table.query_entities(query, parameters=parameters))
+        except ResourceNotFoundError as error:
+            if is_table_missing(error):
+                return []
+            raise
 
     def deactivate(self, channel_id: str, conversation_id: str, reason: str) -> bool:
         """Mark an address inactive (the bot was removed or blocked); False if unknown."""
-        self.ensure_table()
         partition, row = address_keys(channel_id, conversation_id)
         try:
             self._table.update_entity(
@@ -128,7 +121,6 @@ class AddressStore:
         channel_id: str | None = None,
     ) -> Page:
         """One page of active addresses (optionally of one channel) and where the next one starts."""
-        self.ensure_table()
         if channel_id is None:
             query, parameters = "Active eq @active", {"active": True}
         else:
@@ -141,6 +133,10 @@ class AddressStore:
             entities = list(next(pages))
         except StopIteration:
             return Page([], None)
+        except ResourceNotFoundError as error:
+            if is_table_missing(error):
+                return Page([], None)
+            raise
         return Page([_from_entity(e) for e in entities], pages.continuation_token)
 
     def iter_active(self, *, page_size: int = 100, channel_id: str | None = None) -> Iterator[Address]:

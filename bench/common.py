@@ -1,0 +1,66 @@
+"""What every benchmark shares: storage to run against, medians, paired ratios, a results row."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from devhost import azurite
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of the results table."""
+
+    name: str
+    ours: str
+    baseline: str
+    ratio: str
+    target: str
+    met: bool | None  # None: no target
+
+
+@contextmanager
+def storage() -> Iterator[str]:
+    """Azurite's connection string: the one `make bench` started, or a fresh one."""
+    if os.environ.get("AZURITE_RUNNING") == "1" and os.environ.get("AzureWebJobsStorage"):
+        yield os.environ["AzureWebJobsStorage"]
+        return
+    emulator = azurite.start(blob=False)
+    try:
+        yield emulator.connection_string
+    finally:
+        emulator.stop()
+
+
+def app_settings(connection: str, **extra: str) -> dict[str, str]:
+    """Settings for one benchmark run: local mode, fresh tables and queue."""
+    suffix = uuid.uuid4().hex[:10]
+    values = {
+        "AzureWebJobsStorage": connection,
+        "MicrosoftAppId": "",
+        "MicrosoftAppPassword": "",
+        "AddressesTableName": f"addr{suffix}",
+        "DialogStateTableName": f"state{suffix}",
+        "SurveyAnswersTableName": f"answers{suffix}",
+        "DeliveriesTableName": f"deliv{suffix}",
+        "NotificationsTableName": f"notif{suffix}",
+        "JobsQueueName": f"jobs-{suffix}",
+    }
+    values.update(extra)
+    return values
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def paired_ratio(ours: list[float], baseline: list[float]) -> float:
+    """Median of per-pair ratios: runs alternate A B A B, so machine drift cancels pair by pair."""
+    return statistics.median(a / b for a, b in zip(ours, baseline, strict=True))
