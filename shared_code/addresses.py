@@ -119,16 +119,20 @@ class AddressStore:
         page_size: int = 100,
         continuation: dict[str, Any] | None = None,
         channel_id: str | None = None,
+        seen_since: datetime | None = None,
     ) -> Page:
-        """One page of active addresses (optionally of one channel) and where the next one starts."""
-        if channel_id is None:
-            query, parameters = "Active eq @active", {"active": True}
-        else:
-            query = "PartitionKey eq @partition and Active eq @active"
-            parameters = {"partition": encode_key(channel_id), "active": True}
-        pages = self._table.query_entities(query, parameters=parameters, results_per_page=page_size).by_page(
-            continuation_token=continuation
-        )
+        """One page of active addresses (optionally of one channel, optionally only those seen since
+        a time) and where the next page starts."""
+        clauses, parameters = ["Active eq @active"], {"active": True}
+        if channel_id is not None:
+            clauses.insert(0, "PartitionKey eq @partition")
+            parameters["partition"] = encode_key(channel_id)
+        if seen_since is not None:
+            clauses.append("LastSeen ge @since")
+            parameters["since"] = seen_since
+        pages = self._table.query_entities(
+            " and ".join(clauses), parameters=parameters, results_per_page=page_size
+        ).by_page(continuation_token=continuation)
         try:
             entities = list(next(pages))
         except StopIteration:
@@ -139,10 +143,37 @@ class AddressStore:
             raise
         return Page([_from_entity(e) for e in entities], pages.continuation_token)
 
-    def iter_active(self, *, page_size: int = 100, channel_id: str | None = None) -> Iterator[Address]:
+    def purge_unseen(self, before: datetime, *, page_size: int = 100) -> int:
+        """Delete addresses not seen since `before`, a page at a time; returns how many went."""
+        deleted = 0
+        query = self._table.query_entities(
+            "LastSeen lt @before", parameters={"before": before}, select=["PartitionKey", "RowKey"],
+            results_per_page=page_size,
+        )
+        try:
+            for page in query.by_page():
+                by_partition: dict[str, list[dict[str, Any]]] = {}
+                for entity in page:
+                    by_partition.setdefault(entity["PartitionKey"], []).append(entity)
+                for partition_entities in by_partition.values():
+                    # A transaction holds one partition and at most 100 operations.
+                    for start in range(0, len(partition_entities), 100):
+                        chunk = partition_entities[start : start + 100]
+                        self._table.submit_transaction([("delete", e) for e in chunk])
+                        deleted += len(chunk)
+        except ResourceNotFoundError as error:
+            if not is_table_missing(error):
+                raise
+        return deleted
+
+    def iter_active(
+        self, *, page_size: int = 100, channel_id: str | None = None, seen_since: datetime | None = None
+    ) -> Iterator[Address]:
         continuation: dict[str, Any] | None = None
         while True:
-            page = self.page_active(page_size=page_size, continuation=continuation, channel_id=channel_id)
+            page = self.page_active(
+                page_size=page_size, continuation=continuation, channel_id=channel_id, seen_since=seen_since
+            )
             yield from page.addresses
             if page.continuation is None:
                 return

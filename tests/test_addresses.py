@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.data.tables import TableServiceClient
@@ -130,3 +131,30 @@ def test_paging_yields_every_active_address_once_page_by_page(storage_connection
     assert sorted(seen) == sorted(expected)
     assert pages >= 6
     assert {a.conversation_id for a in store.iter_active(channel_id="teams")} == {c for c in expected if int(c[-3:]) % 2}
+
+
+def test_paging_can_skip_addresses_not_seen_since_a_time(storage_connection):
+    table = TableServiceClient.from_connection_string(storage_connection).get_table_client(f"seen{uuid.uuid4().hex[:12]}")
+    store = AddressStore(table)
+    store.save(reference("old"), trusted=False, now=datetime(2026, 1, 1, tzinfo=UTC))
+    store.save(reference("recent"), trusted=False, now=datetime(2026, 11, 1, tzinfo=UTC))
+
+    seen = [a.conversation_id for a in store.iter_active(seen_since=datetime(2026, 6, 1, tzinfo=UTC))]
+
+    assert seen == ["recent"]
+
+
+def test_purge_removes_exactly_the_addresses_unseen_before_the_cutoff(storage_connection):
+    table = TableServiceClient.from_connection_string(storage_connection).get_table_client(f"purge{uuid.uuid4().hex[:12]}")
+    store = AddressStore(table)
+    cutoff = datetime(2026, 6, 1, tzinfo=UTC)
+    for i in range(130):  # more than one page and one transaction
+        store.save(reference(f"old-{i}", channel_id="a" if i % 3 else "b"), trusted=False, now=cutoff - timedelta(days=1 + i))
+    for i in range(5):
+        store.save(reference(f"new-{i}"), trusted=False, now=cutoff + timedelta(seconds=i))
+    store.save(reference("exactly-at-cutoff"), trusted=False, now=cutoff)
+
+    deleted = store.purge_unseen(cutoff, page_size=50)
+
+    assert deleted == 130
+    assert sorted(a.conversation_id for a in store.iter_active()) == sorted([f"new-{i}" for i in range(5)] + ["exactly-at-cutoff"])
