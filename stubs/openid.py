@@ -13,10 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
+from jwt.algorithms import RSAAlgorithm, get_default_algorithms
 
 from stubs.server import StubRequest, StubResponse, StubServer
 
@@ -195,8 +194,8 @@ class OpenIdStub:
              kid: str | None = None, key: StubKey | None = None, headers: Mapping[str, Any] | None = None) -> str:
         """Sign `base` updated by `overrides` (None removes) with a published key (by kid) or `key`.
 
-        alg "none" and "HS256" are forged by hand (HS256 keyed with the public key PEM: the
-        classic algorithm-confusion attack), since PyJWT refuses to make them.
+        alg "none" and "HS256" are forgeries PyJWT refuses to make (HS256 keyed with the public
+        key PEM: the classic algorithm-confusion attack).
         """
         payload = dict(base)
         for name, value in (overrides or {}).items():
@@ -211,14 +210,14 @@ class OpenIdStub:
                 header.pop(name, None)
             else:
                 header[name] = value
-        if alg in ("none", "HS256"):
-            signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
-            if alg == "none":
-                return signing_input + "."
-            mac = hmac.new(signer.public_pem(), signing_input.encode(), hashlib.sha256).digest()
-            return f"{signing_input}.{_b64(mac)}"
-        return jwt.encode(payload, signer.private_key, algorithm=alg,
-                          headers={k: v for k, v in header.items() if k != "alg"})
+        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}".encode()
+        if alg == "none":
+            signature = b""
+        elif alg == "HS256":
+            signature = hmac.new(signer.public_pem(), signing_input, hashlib.sha256).digest()
+        else:  # built by hand so tests can also send headers PyJWT would refuse to write (e.g. a numeric kid)
+            signature = get_default_algorithms()[alg].sign(signing_input, signer.private_key)
+        return f"{signing_input.decode()}.{_b64(signature)}"
 
     def sign_activity(self, activity: Mapping[str, Any]) -> str:
         """An Authorization header value a channel would send with `activity` (for the local chat)."""
