@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -293,12 +294,14 @@ def test_rotated_key_accepted_by_the_same_authenticator_with_one_more_fetch(fres
 
 
 def test_random_kids_refetch_at_most_once_per_interval(fresh_stub: OpenIdStub) -> None:
-    clock = FakeClock(fresh_stub_now := __import__("time").time())
+    fresh_stub_now = time.time()
+    clock = FakeClock(fresh_stub_now)
     auth = authenticator(fresh_stub, clock=clock)
     _check(auth, fresh_stub)
-    for _ in range(200):
+    rogue = OpenIdStub.unpublished_key().private_key
+    for i in range(200):
         with pytest.raises(errors.Unauthorized):
-            _check(auth, fresh_stub, key=OpenIdStub.unpublished_key())
+            _check(auth, fresh_stub, key=StubKey(f"random-kid-{i}", rogue, None))
     assert fresh_stub.channel_jwks_fetches == 2  # the first fetch plus one for all the unknown kids
     clock.now = fresh_stub_now + UNKNOWN_KID_REFETCH_SECONDS
     new_kid = fresh_stub.rotate_keys("channel")
@@ -307,7 +310,7 @@ def test_random_kids_refetch_at_most_once_per_interval(fresh_stub: OpenIdStub) -
 
 
 def test_keys_refreshed_after_a_day(fresh_stub: OpenIdStub) -> None:
-    start = __import__("time").time()
+    start = time.time()
     clock = FakeClock(start)
     auth = authenticator(fresh_stub, clock=clock)
     _check(auth, fresh_stub, exp_offset=KEY_REFRESH_SECONDS + 3600)
@@ -317,7 +320,7 @@ def test_keys_refreshed_after_a_day(fresh_stub: OpenIdStub) -> None:
 
 
 def test_stale_keys_kept_when_the_daily_refresh_fails(fresh_stub: OpenIdStub) -> None:
-    start = __import__("time").time()
+    start = time.time()
     clock = FakeClock(start)
     auth = authenticator(fresh_stub, clock=clock)
     token = fresh_stub.issue_channel_token(APP_ID, SERVICE_URL, exp_offset=KEY_REFRESH_SECONDS + 3600)
