@@ -57,10 +57,42 @@ def run_concurrently(count: int, call: Callable[[], Any]) -> list[Any]:
     return results
 
 
-@pytest.fixture
-def slow_token_stub() -> Iterator[TokenStub]:
-    with TokenStub(APP_ID, SECRET, latency=0.2) as stub:
+@pytest.fixture(scope="module")
+def _shared_token_stub() -> Iterator[TokenStub]:
+    with TokenStub(APP_ID, SECRET) as stub:
         yield stub
+
+
+@pytest.fixture
+def token_stub(_shared_token_stub: TokenStub) -> TokenStub:
+    """One server for the module (a stub server takes ~0.5 s to stop), counters reset for each test."""
+    stub = _shared_token_stub
+    stub.fetches = stub.requests = 0
+    stub.tenants.clear()
+    stub.latency = 0.0
+    return stub
+
+
+@pytest.fixture
+def slow_token_stub(token_stub: TokenStub) -> TokenStub:
+    token_stub.latency = 0.2
+    return token_stub
+
+
+class Canned:
+    """A token endpoint that answers whatever the test sets."""
+
+    def __init__(self) -> None:
+        self.response = StubResponse(500, None)
+        self.server = StubServer(lambda request: self.response)
+
+
+@pytest.fixture(scope="module")
+def canned() -> Iterator[Canned]:
+    c = Canned()
+    c.server.start()
+    yield c
+    c.server.stop()
 
 
 def test_thousand_concurrent_calls_fetch_one_token(slow_token_stub: TokenStub) -> None:
@@ -174,15 +206,14 @@ def test_secret_and_token_never_logged(token_stub: TokenStub, caplog: pytest.Log
     assert SECRET not in logged and header.removeprefix("Bearer ") not in logged  # ...without secrets
 
 
-def test_failed_fetch_is_shared_by_concurrent_callers() -> None:
-    with TokenStub(APP_ID, "the-real-secret", latency=0.2) as stub:
-        creds = credentials(stub.login_url())
-        results = run_concurrently(50, lambda: creds.authorization("https://smba.example.test/", trusted=True))
-        assert all(isinstance(r, errors.ConfigError) for r in results)
-        assert stub.requests == 1
-        with pytest.raises(errors.ConfigError):  # a later call tries again
-            creds.authorization("https://smba.example.test/", trusted=True)
-        assert stub.requests == 2
+def test_failed_fetch_is_shared_by_concurrent_callers(slow_token_stub: TokenStub) -> None:
+    creds = credentials(slow_token_stub.login_url(), MicrosoftAppPassword="an-old-secret")
+    results = run_concurrently(50, lambda: creds.authorization("https://smba.example.test/", trusted=True))
+    assert all(isinstance(r, errors.ConfigError) for r in results)
+    assert slow_token_stub.requests == 1
+    with pytest.raises(errors.ConfigError):  # a later call tries again
+        creds.authorization("https://smba.example.test/", trusted=True)
+    assert slow_token_stub.requests == 2
 
 
 @pytest.mark.parametrize(("status", "body", "error", "setting"), [
@@ -195,14 +226,11 @@ def test_failed_fetch_is_shared_by_concurrent_callers() -> None:
     (400, {"error": "invalid_request", "error_description": "AADSTS90002: Tenant 'x' not found."},
      errors.ConfigError, "MicrosoftAppTenantId"),
 ])
-def test_token_endpoint_failures_name_the_setting_to_check(status: int, body: Any, error: type[Exception],
-                                                          setting: str) -> None:
-    server = StubServer(lambda request: StubResponse(status, body)).start()
-    try:
-        with pytest.raises(error) as caught:
-            credentials(f"{server.url}/botframework.com").authorization("https://smba.example.test/", trusted=True)
-    finally:
-        server.stop()
+def test_token_endpoint_failures_name_the_setting_to_check(canned: Canned, status: int, body: Any,
+                                                          error: type[Exception], setting: str) -> None:
+    canned.response = StubResponse(status, body)
+    with pytest.raises(error) as caught:
+        credentials(f"{canned.server.url}/botframework.com").authorization("https://smba.example.test/", trusted=True)
     assert setting in str(caught.value) and SECRET not in str(caught.value)
 
 
