@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared_code import errors
 from shared_code.activity import Activity
@@ -362,3 +364,42 @@ def test_concurrent_first_requests_share_one_fetch(fresh_stub: OpenIdStub) -> No
         t.join()
     assert results == [APP_ID] * 32
     assert (fresh_stub.channel_metadata_fetches, fresh_stub.channel_jwks_fetches) == (1, 1)
+
+
+# --- anything at all in the header: Unauthorized, never another exception ---
+
+@pytest.fixture(scope="module")
+def shared_auth(stub: OpenIdStub) -> InboundAuthenticator:
+    return authenticator(stub)
+
+
+_segment = st.one_of(
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/", max_size=40),
+    st.sampled_from(["e30", "eyJhbGciOiJSUzI1NiJ9", "eyJhbGciOiJSUzI1NiIsImtpZCI6MX0", "bnVsbA", "WzFd", "MQ", ""]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.one_of(
+    st.text(max_size=60),
+    st.builds(lambda parts: "Bearer " + ".".join(parts), st.lists(_segment, min_size=1, max_size=4)),
+))
+def test_arbitrary_header_is_unauthorized_never_a_crash(shared_auth: InboundAuthenticator, header: str) -> None:
+    with pytest.raises(errors.Unauthorized):
+        shared_auth.authenticate(header, Activity.from_json(activity_json()))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(claims=st.dictionaries(
+    st.sampled_from(["exp", "nbf", "iat", "aud", "iss", "serviceurl", "ver", "appid", "azp"]),
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10),
+              st.lists(st.text(max_size=5), max_size=2)),
+    max_size=5,
+))
+def test_mangled_claims_never_crash(stub: OpenIdStub, shared_auth: InboundAuthenticator, claims: dict[str, Any]) -> None:
+    for token in (stub.issue_channel_token(APP_ID, SERVICE_URL, claims=claims),
+                  stub.issue_emulator_token(APP_ID, claims=claims)):
+        try:
+            shared_auth.authenticate(f"Bearer {token}", Activity.from_json(activity_json("emulator")))
+        except errors.Unauthorized:
+            pass
