@@ -25,7 +25,8 @@ class TokenStub:
         self.scope = scope
         self.expires_in = expires_in
         self.latency = latency
-        self.fetches = 0
+        self.fetches = 0  # tokens issued
+        self.requests = 0  # every POST to the token route, refused ones included
         self.tenants: list[str] = []
         self._issued: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -65,6 +66,8 @@ class TokenStub:
     def _handle(self, request: StubRequest) -> StubResponse:
         if request.method != "POST" or not request.path.endswith("/oauth2/v2.0/token"):
             return StubResponse(404, {"error": "not_found"})
+        with self._lock:
+            self.requests += 1
         if self.latency:
             time.sleep(self.latency)
         form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
