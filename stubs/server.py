@@ -86,7 +86,7 @@ class StubServer:
 
     def __init__(self, handle: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = _Server((host, port), _handler_class(handle))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stub-server", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="stub-server", daemon=True)
 
     @property
     def url(self) -> str:
