@@ -1,0 +1,73 @@
+"""`python -m bench` (`make bench`): every figure, side by side, printed and written to bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+from bench import auth_fetches, cold_start
+from bench.common import ROOT, Figure
+
+FIGURES = {
+    "cold_start": cold_start.measure,
+    "auth_fetches": auth_fetches.jwks_fetches_per_thousand_turns,
+}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def table(figures: list[Figure]) -> str:
+    lines = ["| figure | ours | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
+    for f in figures:
+        met = "" if f.met is None else ("yes" if f.met else "**no**")
+        lines.append(f"| {f.name} | {f.ours} | {f.baseline} | {f.ratio} | {f.target} | {met} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", action="append", choices=sorted(FIGURES), help="run only these figures")
+    parser.add_argument("--no-write", action="store_true", help="print, but do not rewrite bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    figures: list[Figure] = []
+    for name, measure in FIGURES.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"measuring {name} ...", flush=True)
+        result = measure()
+        figures.extend(result if isinstance(result, list) else [result])
+    elapsed = time.monotonic() - started
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    report = (
+        "# Benchmark results\n\n"
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit `{commit or 'unknown'}` on {machine()}, "
+        f"in {elapsed:.0f} s with `make bench`. Ratios are ours ÷ baseline, measured side by side in the same run "
+        "(runs alternate, median of the per-pair ratios). Shared, noisy machines: read the ratios, not the absolute times.\n\n"
+        + table(figures) + "\n"
+    )
+    print()
+    print(table(figures))
+    if not args.no_write and not args.only:
+        with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as out:
+            out.write(report)
+        print("\nwritten to bench/RESULTS.md")
+    return 0  # a missed target is a finding to read in the table, not a crash
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
