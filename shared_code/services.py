@@ -38,7 +38,6 @@ class Services:
         if self.settings.local_mode:
             from shared_code.connector import NoCredentials
 
-            log.warning("MicrosoftAppId is empty: local mode, inbound auth is off and no token is sent")
             return NoCredentials()
         from shared_code.auth import OutboundCredentials
 
@@ -85,6 +84,9 @@ def get() -> Services:
         with _lock:
             if _current is None:
                 _current = Services(load_settings())
+                if _current.settings.local_mode:
+                    log.warning("MicrosoftAppId is empty: local mode. Inbound requests are not authenticated "
+                                "and no token is sent to channels. Set MicrosoftAppId to deploy.")
             current = _current
     return current
 
