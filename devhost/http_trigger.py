@@ -204,7 +204,7 @@ class HttpFront:
 
     def __init__(self, router: Router, host: str = "127.0.0.1", port: int = 7071) -> None:
         self._server = _Server((host, port), _handler(router))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="devhost-http", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="devhost-http", daemon=True)
 
     @property
     def port(self) -> int:
