@@ -111,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        print("\nStopping: channel, host (running invocations finish), Azurite...", flush=True)
-        if channel is not None:
-            channel.stop()
+        print("\nStopping: host (running invocations finish), channel, Azurite...", flush=True)
+        # The host first: a proactive send still running needs the channel to deliver to.
         if host is not None:
             host.stop()
+        if channel is not None:
+            channel.stop()
         emulator.stop()
     return 0
 

@@ -121,7 +121,7 @@ def test_http_invocation_is_logged_like_the_host(echo_host: Host, caplog: pytest
     with caplog.at_level(logging.INFO, logger="devhost"):
         invocation = requests.get(f"{echo_host.url}/api/items", timeout=5).json()["invocation"]
 
-    assert f"Executing 'Functions.HttpEchoFn' (Reason=" in caplog.text
+    assert "Executing 'Functions.HttpEchoFn' (Reason=" in caplog.text
     assert f"Executed 'Functions.HttpEchoFn' (Succeeded, Id={invocation}, Duration=" in caplog.text
 
 
