@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from devhost.app import AppError, FunctionSpec
+
+APP_NAMESPACE = "__app__"
 
 
 @dataclass(frozen=True)
@@ -44,32 +47,36 @@ def _forget_other_roots(root: Path) -> None:
             _forget_stale_modules(child.name, child)
 
 
+def _app_namespace(root_text: str) -> None:
+    # The worker imports functions as submodules of the `__app__` namespace package, whose
+    # search path is the app root; a namespace left by another root is dropped first.
+    package = sys.modules.get(APP_NAMESPACE)
+    if package is not None and list(getattr(package, "__path__", [])) == [root_text]:
+        return
+    for name in [n for n in sys.modules if n == APP_NAMESPACE or n.startswith(APP_NAMESPACE + ".")]:
+        del sys.modules[name]
+    spec = importlib.machinery.ModuleSpec(APP_NAMESPACE, None, is_package=True)
+    spec.submodule_search_locations = [root_text]
+    sys.modules[APP_NAMESPACE] = importlib.util.module_from_spec(spec)
+
+
 def import_module(spec: FunctionSpec, root: Path) -> Any:
-    """The app root goes on sys.path and the folder is imported as a package named after it,
-    so `from . import x` and `from shared_code import y` both work, as under the real worker."""
+    """Import the script as the worker does: the app root on sys.path, the folder a package
+    `__app__.<Folder>`, so `from . import x` and `from shared_code import y` both work."""
     root_text = str(root.resolve())
     if root_text not in sys.path:
         sys.path.insert(0, root_text)
     importlib.invalidate_caches()
     _forget_other_roots(root)
+    _app_namespace(root_text)
     script = spec.script_file.resolve()
     directory = spec.directory.resolve()
-    if script.parent != directory:
-        raise AppError(f"Function '{spec.name}': scriptFile {spec.script_file} must be inside the function folder")
-    package = directory.name
-    if script.name == "__init__.py":
-        return importlib.import_module(package)
-    module_name = f"{package}.{script.stem}"
-    if (directory / "__init__.py").exists():
-        return importlib.import_module(module_name)
-    # A folder without __init__.py: load the script file on its own under the package-like name.
-    loader_spec = importlib.util.spec_from_file_location(module_name, script)
-    if loader_spec is None or loader_spec.loader is None:
-        raise AppError(f"Function '{spec.name}': cannot import {script}")
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[module_name] = module
-    loader_spec.loader.exec_module(module)
-    return module
+    if script.parent != directory or script.suffix != ".py":
+        raise AppError(f"Function '{spec.name}': scriptFile {spec.script_file} must be a .py file in the function folder")
+    module_name = f"{APP_NAMESPACE}.{directory.name}"
+    if script.name != "__init__.py":
+        module_name += f".{script.stem}"
+    return importlib.import_module(module_name)
 
 
 def load_entry_point(spec: FunctionSpec, root: Path) -> EntryPoint:

@@ -157,3 +157,23 @@ def test_http_function_can_import_its_own_module_and_app_packages(tmp_path: Path
         response = requests.get(f"{host.url}/greet", timeout=5)
 
     assert (response.status_code, response.text) == (200, "HI FROM SHARED")
+
+
+def test_http_function_module_is_imported_under_the_app_namespace(tmp_path: Path) -> None:
+    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0"}))
+    write_function(tmp_path, "HttpNameFn", http_bindings("name"), "def main(req):\n    return __name__\n")
+
+    with Host(tmp_path, port=0) as host:
+        response = requests.get(f"{host.url}/api/name", timeout=5)
+
+    assert response.text == "__app__.HttpNameFn"  # as the Python worker names it
+
+
+def test_http_function_returning_nothing_answers_204(tmp_path: Path) -> None:
+    (tmp_path / "host.json").write_text(json.dumps({"version": "2.0"}))
+    write_function(tmp_path, "HttpNoneFn", http_bindings("none"), "def main(req):\n    return None\n")
+
+    with Host(tmp_path, port=0) as host:
+        response = requests.get(f"{host.url}/api/none", timeout=5)
+
+    assert (response.status_code, response.content) == (204, b"")
