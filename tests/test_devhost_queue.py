@@ -149,3 +149,19 @@ def _exists(client: QueueClient) -> bool:
         return True
     except Exception:
         return False
+
+
+def test_queue_messages_of_a_batch_run_concurrently(
+        tmp_path: Path, storage_connection: str, queue_name: str) -> None:
+    log = make_app(tmp_path, "QueueBatchFn")
+    queue = QueueClient.from_connection_string(storage_connection, queue_name)
+    queue.create_queue()
+    for index in range(4):
+        queue.send_message(b64(f"slow {index}"))
+    started = time.monotonic()
+    with Host(tmp_path, port=0):
+        got = wait_until(lambda: len(tries(log)) == 4 or None, timeout=10)
+        elapsed = time.monotonic() - started
+
+    assert got
+    assert elapsed < 3.0  # four one-second messages, one batch of four: well under four seconds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import requests
 
 from devhost.app import AppError
 from devhost.host import Host
+from devhost.timer_trigger import ScheduleMonitor
 
 RECORDER = """
     import json
@@ -113,3 +115,18 @@ def test_timer_unset_schedule_setting_fails_at_start_naming_it(tmp_path: Path, m
 
     with pytest.raises(AppError, match=r"TimerUnsetFn.*DevhostUnsetSchedule"):
         Host(tmp_path, port=0).start()
+
+
+def test_timer_missed_occurrence_runs_at_start_as_past_due(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+
+
+    log = make_app(tmp_path, "TimerMissedFn", YEARLY)
+    monitor = ScheduleMonitor()
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    monitor.record("TimerMissedFn", an_hour_ago - timedelta(days=1), an_hour_ago)  # the host was down then
+
+    with Host(tmp_path, port=0, monitor=monitor):
+        got = wait_for_fires(log, 1)
+
+    assert [f["past_due"] for f in got] == [True]
