@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 import time
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -118,9 +118,6 @@ def test_timer_unset_schedule_setting_fails_at_start_naming_it(tmp_path: Path, m
 
 
 def test_timer_missed_occurrence_runs_at_start_as_past_due(tmp_path: Path) -> None:
-    from datetime import datetime, timedelta
-
-
     log = make_app(tmp_path, "TimerMissedFn", YEARLY)
     monitor = ScheduleMonitor()
     an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
