@@ -1,4 +1,8 @@
-"""The function app on disk: host.json, every */function.json and local.settings.json, settings resolved."""
+"""The function app on disk: host.json, every */function.json and local.settings.json, settings resolved.
+
+local.settings.json `Values` go into the environment, but a variable already set in the
+environment wins (as with `func start`): `AzureWebJobsStorage=... python -m devhost` overrides the file.
+"""
 
 from __future__ import annotations
 

@@ -76,7 +76,11 @@ def to_reply(result: Any, function: str) -> Reply:
 
 
 class Router:
-    """Chooses the function for a request and runs it; knows nothing of sockets."""
+    """Chooses the function for a request and runs it; knows nothing of sockets.
+
+    authLevel function/admin is not enforced: every request is accepted, as `func start`
+    does locally (keys are a concern of the deployed app, where the platform checks them).
+    """
 
     def __init__(self, functions: list[Function], route_prefix: str, admin: AdminRunner) -> None:
         routes = [HttpRoute.of(f) for f in functions]
@@ -178,7 +182,11 @@ def _handler(router: Router) -> type[BaseHTTPRequestHandler]:
                 headers[key] = f"{headers[key]}, {value}" if key in headers else value
             host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
             url = f"http://{host}{self.path}"
-            reply = router.handle(self.command, url, parts.path, parts.query, headers, body)
+            try:
+                reply = router.handle(self.command, url, parts.path, parts.query, headers, body)
+            except Exception:  # a devhost bug: answer like a failed function, details only in the log
+                log.exception("devhost failed on %s %s", self.command, parts.path)
+                reply = error(500, "HostError", "The local host failed on this request; see its log")
             self._send(reply)
 
         def _send(self, reply: Reply) -> None:
