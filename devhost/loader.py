@@ -42,8 +42,9 @@ def _forget_stale_modules(package: str, directory: Path) -> None:
 
 def _forget_other_roots(root: Path) -> None:
     # Same reason for top-level packages next to the functions (shared_code) of another app root.
+    own_package = __name__.split(".")[0]  # never swap out the running host itself
     for child in root.iterdir():
-        if child.is_dir() and (child / "__init__.py").exists():
+        if child.is_dir() and child.name != own_package and (child / "__init__.py").exists():
             _forget_stale_modules(child.name, child)
 
 
