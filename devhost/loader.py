@@ -90,6 +90,11 @@ def load_entry_point(spec: FunctionSpec, root: Path) -> EntryPoint:
     trigger_name = str(spec.trigger.get("name", ""))
     in_names = {str(b.get("name")) for b in spec.bindings if b.get("direction", "in") == "in"}
     out_names = {str(b.get("name")) for b in spec.bindings if b.get("direction") == "out" and b.get("name") != "$return"}
+    if out_names or len(in_names) > 1:
+        extra = sorted(out_names | (in_names - {trigger_name}))
+        # Only the trigger and an http $return are wired here; better skipped than called half-bound.
+        raise AppError(f"Function '{spec.name}': bindings {extra} are not supported by devhost "
+                       "(only the trigger and an http $return output)")
     unknown = [p for p in params if p != "context" and p not in in_names | out_names]
     if unknown:
         raise AppError(f"Function '{spec.name}': parameters {unknown} of {spec.entry_point}() are not bindings "
