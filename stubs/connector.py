@@ -210,8 +210,12 @@ class ConnectorStub:
             return Fault(400, "MissingProperty").response()
         conversation_id = f"conv-{uuid.uuid4().hex}"
         activity_id = ""
+        stored = None
         if isinstance(body.get("activity"), dict):
             activity_id = uuid.uuid4().hex
+            stored = dict(body["activity"], id=activity_id)
             with self._lock:
-                self._activities[conversation_id].append(dict(body["activity"], id=activity_id))
+                self._activities[conversation_id].append(stored)
+        if stored is not None and self.on_activity is not None:
+            self.on_activity(conversation_id, stored)
         return StubResponse(201, {"id": conversation_id, "activityId": activity_id, "serviceUrl": self.url})

@@ -1,0 +1,265 @@
+"""The local chat channel: plays the Bot Framework channel for a person in a terminal.
+
+What the person types goes to the bot's /api/messages as `message` activities; the bot's
+replies and proactive messages arrive on a ConnectorStub (the activities' serviceUrl) and
+are printed as they come, whoever started them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from stubs.connector import ConnectorStub
+
+CHANNEL_ID = "localchat"
+BOT = {"id": "bot", "name": "Bot"}
+HELP = "commands: /user NAME (switch or create a user), /users, /curl, /help, /quit"
+
+# Returns the Authorization header value for one outgoing activity ("Bearer <jwt>").
+Signer = Callable[[dict[str, Any]], str]
+
+
+@dataclass
+class LocalUser:
+    name: str
+    id: str
+    conversation_id: str
+
+
+def new_user(name: str) -> LocalUser:
+    suffix = uuid.uuid4().hex[:8]
+    return LocalUser(name=name, id=f"user-{name}-{suffix}", conversation_id=f"localchat-{name}-{suffix}")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def describe(activity: dict[str, Any]) -> str:
+    """One line for a bot activity: its text, plus what a terminal cannot show."""
+    text = str(activity.get("text") or "")
+    actions = (activity.get("suggestedActions") or {}).get("actions") or []
+    if actions:
+        text += "  [" + " | ".join(str(a.get("title") or a.get("value")) for a in actions) + "]"
+    attachments = activity.get("attachments") or []
+    if attachments:
+        text += f"  ({len(attachments)} attachment{'s' if len(attachments) > 1 else ''})"
+    return text or f"({activity.get('type', 'activity')})"
+
+
+class LocalChannel:
+    """The channel side of a chat: `join`/`switch` users, `say` text, print every bot activity to `out`."""
+
+    def __init__(self, bot_url: str, *, out: TextIO = sys.stdout, sign: Signer | None = None,
+                 channel_id: str = CHANNEL_ID, timeout: float = 30.0) -> None:
+        self.bot_url = bot_url
+        self.out = out
+        self.sign = sign
+        self.channel_id = channel_id
+        self.timeout = timeout
+        self.users: dict[str, LocalUser] = {}
+        self.current: LocalUser | None = None
+        self.connector = ConnectorStub(on_activity=self._show)
+        self._session = requests.Session()
+        self._print_lock = threading.Lock()
+
+    @property
+    def service_url(self) -> str:
+        return self.connector.url
+
+    def start(self) -> LocalChannel:
+        self.connector.start()
+        return self
+
+    def stop(self) -> None:
+        self.connector.stop()
+        self._session.close()
+
+    def __enter__(self) -> LocalChannel:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- the person's side ------------------------------------------------------
+    def switch(self, name: str) -> LocalUser:
+        """Become `name`; a new user joins the bot first (conversationUpdate with membersAdded)."""
+        user = self.users.get(name)
+        if user is None:
+            user = self.users[name] = new_user(name)
+            self.current = user
+            self.send(self.activity("conversationUpdate", membersAdded=[{"id": user.id, "name": user.name}, BOT]))
+        self.current = user
+        return user
+
+    def say(self, text: str) -> requests.Response | None:
+        return self.send(self.activity("message", text=text))
+
+    def activity(self, kind: str, **fields: Any) -> dict[str, Any]:
+        user = self.user
+        return {
+            "type": kind,
+            "id": uuid.uuid4().hex,
+            "timestamp": _now(),
+            "channelId": self.channel_id,
+            "serviceUrl": self.service_url,
+            "conversation": {"id": user.conversation_id},
+            "from": {"id": user.id, "name": user.name},
+            "recipient": dict(BOT),
+            "locale": "en-US",
+            **fields,
+        }
+
+    def send(self, activity: dict[str, Any]) -> requests.Response | None:
+        headers = {"Content-Type": "application/json"}
+        if self.sign is not None:
+            headers["Authorization"] = self.sign(activity)
+        try:
+            response = self._session.post(self.bot_url, json=activity, headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            self.print(f"(could not reach the bot at {self.bot_url}: {type(exc).__name__})")
+            return None
+        if response.status_code >= 300:
+            self.print(f"(the bot answered {response.status_code}: {response.text[:200]})")
+        return response
+
+    # --- the bot's side ---------------------------------------------------------
+    def _show(self, conversation_id: str, activity: dict[str, Any]) -> None:
+        if activity.get("type") not in (None, "message"):
+            return  # typing indicators and the like
+        owner = next((u.name for u in self.users.values() if u.conversation_id == conversation_id), None)
+        to = "" if owner is not None and self.current is not None and owner == self.current.name \
+            else f" (to {owner or conversation_id})"
+        self.print(f"bot{to}: {describe(activity)}")
+
+    def print(self, line: str) -> None:
+        with self._print_lock:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    @property
+    def user(self) -> LocalUser:
+        if self.current is None:
+            raise RuntimeError("no user yet: call switch(name) first")
+        return self.current
+
+
+def notify_url_for(bot_url: str) -> str:
+    """The NotifyFunction next to the messages endpoint: .../api/messages -> .../api/notify."""
+    parts = urlsplit(bot_url)
+    path = parts.path.rsplit("/", 1)[0] + "/notify"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def curl_lines(notify_url: str, conversation_id: str) -> list[str]:
+    """Two commands to try proactive messages on the current user: a notification and the survey."""
+    to = {"conversation": conversation_id}
+    note = {"text": "Hello, this is a notification", "locale": "en-US", "to": to}
+    survey = {"dialog": "survey", "to": to}
+    return [f"curl -X POST {notify_url} -H 'Content-Type: application/json' -d '{_json(body)}'"
+            for body in (note, survey)]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class Repl:
+    """The terminal loop: one line at a time, commands start with '/'."""
+
+    def __init__(self, channel: LocalChannel, notify_url: str) -> None:
+        self.channel = channel
+        self.notify_url = notify_url
+
+    def show_curl(self) -> None:
+        user = self.channel.user
+        self.channel.print(f"Try a proactive message to {user.name} (conversation {user.conversation_id}):")
+        for line in curl_lines(self.notify_url, user.conversation_id):
+            self.channel.print("  " + line)
+
+    def handle(self, line: str) -> bool:
+        """Act on one line; False means quit."""
+        line = line.strip()
+        if not line:
+            return True
+        if not line.startswith("/"):
+            self.channel.say(line)
+            return True
+        command, _, argument = line.partition(" ")
+        if command == "/quit":
+            return False
+        if command == "/user" and argument.strip():
+            is_new = argument.strip() not in self.channel.users
+            user = self.channel.switch(argument.strip())
+            self.channel.print(f"(you are {user.name}{', new' if is_new else ''}; conversation {user.conversation_id})")
+            if is_new:
+                self.show_curl()
+        elif command == "/users":
+            for user in self.channel.users.values():
+                mark = "*" if user is self.channel.current else " "
+                self.channel.print(f" {mark} {user.name}  conversation {user.conversation_id}")
+        elif command == "/curl":
+            self.show_curl()
+        else:
+            self.channel.print(HELP)
+        return True
+
+    def run(self, lines: Iterable[str] | None = None) -> None:
+        """Read from `lines` (default: the terminal) until /quit or end of input."""
+        source = iter(lines) if lines is not None else _terminal_lines(self)
+        for line in source:
+            if not self.handle(line):
+                return
+
+
+def _terminal_lines(repl: Repl) -> Iterable[str]:
+    while True:
+        try:
+            yield input(f"{repl.channel.user.name}> ")
+        except EOFError:
+            return
+
+
+def load_signer(spec: str, service_url: str, channel_id: str) -> Signer:
+    """`module:factory` names `factory(service_url=..., channel_id=...) -> Signer` (e.g. one built on stubs.openid)."""
+    module_name, _, attribute = spec.partition(":")
+    factory = getattr(importlib.import_module(module_name), attribute or "channel_signer")
+    return factory(service_url=service_url, channel_id=channel_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devhost.channel", description=__doc__.splitlines()[0])
+    parser.add_argument("--bot", default="http://127.0.0.1:7071/api/messages", help="the bot's messaging endpoint")
+    parser.add_argument("--notify", default=None, help="the notify endpoint for the printed curl lines")
+    parser.add_argument("--user", default="you", help="the first user's name")
+    parser.add_argument("--signer", default=os.environ.get("DEVHOST_CHANNEL_SIGNER"),
+                        help="module:factory returning a signer for activities (default: no Authorization header)")
+    args = parser.parse_args(argv)
+    with LocalChannel(args.bot) as channel:
+        if args.signer:
+            channel.sign = load_signer(args.signer, channel.service_url, channel.channel_id)
+        print(f"Local channel: serviceUrl {channel.service_url}, bot {args.bot}. {HELP}", flush=True)
+        repl = Repl(channel, args.notify or notify_url_for(args.bot))
+        repl.handle(f"/user {args.user}")
+        try:
+            repl.run()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

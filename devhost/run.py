@@ -1,0 +1,125 @@
+"""`python -m devhost.run` (what `make run` calls): Azurite, the app on the dev host and the chat channel, together."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from devhost import azurite
+from devhost.app import AppError
+from devhost.channel import HELP, LocalChannel, Repl
+from devhost.host import Host
+
+log = logging.getLogger("devhost")
+DEFAULT_PORT = 7071
+
+
+def ensure_local_settings(root: Path) -> bool:
+    """Create local.settings.json from the example when missing (it is not committed); True if created."""
+    target = root / "local.settings.json"
+    if target.exists():
+        return False
+    shutil.copyfile(root / "local.settings.example.json", target)
+    return True
+
+
+class _ConsoleFormatter(logging.Formatter):
+    # The terminal is the chat: one short line per problem, the traceback stays in the log file.
+    def format(self, record: logging.LogRecord) -> str:
+        details = " (details in the host log)" if record.exc_info else ""
+        return f"[host] {record.getMessage().splitlines()[0]}{details}"
+
+
+def configure_logging(log_file: Path) -> None:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s"))
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    console.setFormatter(_ConsoleFormatter())
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(file_handler)
+    root.addHandler(console)
+    for noisy in ("azure", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def start_host(root: Path, port: int) -> Host:
+    """The host on `port`, or on a free port when that one is taken."""
+    try:
+        return Host(root, port=port).start()
+    except OSError:
+        print(f"Port {port} is busy: using a free port instead.", flush=True)
+        return Host(root, port=0).start()
+
+
+def _add_trusted(url: str) -> None:
+    # The bot only calls serviceUrls it trusts; the local channel's stub is one.
+    current = [u for u in os.environ.get("TrustedServiceUrls", "").split(",") if u.strip()]
+    os.environ["TrustedServiceUrls"] = ",".join([*current, url])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devhost.run", description=__doc__)
+    parser.add_argument("--root", default=str(azurite.ROOT), help="the function app folder")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the host's HTTP port (busy: a free one)")
+    parser.add_argument("--user", default="you", help="the first local user's name")
+    args = parser.parse_args(argv)
+    root = Path(args.root).resolve()
+    if ensure_local_settings(root):
+        print(f"Created {root / 'local.settings.json'} from local.settings.example.json", flush=True)
+    log_file = root / ".azurite" / "devhost.log"
+    configure_logging(log_file)
+    # SIGTERM stops everything the way Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    emulator = azurite.start()
+    host: Host | None = None
+    channel: LocalChannel | None = None
+    try:
+        # The environment wins over local.settings.json, so the app uses this Azurite.
+        os.environ["AzureWebJobsStorage"] = emulator.connection_string
+        channel = LocalChannel("http://127.0.0.1/api/messages").start()
+        _add_trusted(channel.service_url)
+        explicit_base_url = "PublicBaseUrl" in os.environ
+        try:
+            host = start_host(root, args.port)
+        except AppError as exc:
+            print(f"The app cannot start: {exc}", file=sys.stderr)
+            return 2
+        if not explicit_base_url:
+            os.environ["PublicBaseUrl"] = host.url
+        channel.bot_url = f"{host.url}/api/messages"
+        notify_url = f"{host.url}/api/notify"
+        print(f"Azurite:        queue :{emulator.ports['queue']}, table :{emulator.ports['table']}, "
+              f"blob :{emulator.ports['blob']} (data in {emulator.folder}, removed at exit)")
+        print(f"Functions host: {host.url}   (log: {log_file})")
+        for name, why in host.skipped.items():
+            print(f"                {name} is not running: {why}")
+        print(f"Bot endpoint:   {channel.bot_url}")
+        print(f"Local channel:  serviceUrl {channel.service_url}")
+        print(HELP, flush=True)
+        repl = Repl(channel, notify_url)
+        repl.handle(f"/user {args.user}")
+        repl.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nStopping: host (running invocations finish), channel, Azurite...", flush=True)
+        # The host first: a proactive send still running needs the channel to deliver to.
+        if host is not None:
+            host.stop()
+        if channel is not None:
+            channel.stop()
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
