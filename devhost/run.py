@@ -65,11 +65,31 @@ def _add_trusted(url: str) -> None:
     os.environ["TrustedServiceUrls"] = ",".join([*current, url])
 
 
+def start_login_services(channel: LocalChannel) -> list:
+    """Local stand-ins for the Bot Framework login services, wired into the app's settings and the channel:
+    the channel signs what it sends, and its connector accepts only tokens the bot got from the login stub."""
+    from stubs.openid import OpenIdStub
+    from stubs.token import TokenStub
+
+    app_id, password = "local-bot-app-id", "local-bot-password"
+    openid = OpenIdStub(app_id, channels=[channel.channel_id]).start()
+    login = TokenStub(app_id, password).start()
+    os.environ.update(openid.settings_env(app_id), MicrosoftAppPassword=password,
+                      ToChannelFromBotLoginUrl=login.login_url())
+    channel.sign = openid.sign_activity
+    channel.connector.token_check = login.is_valid
+    print(f"Auth on: MicrosoftAppId={app_id}; activities are signed by a local OpenID service", flush=True)
+    return [openid, login]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost.run", description=__doc__)
     parser.add_argument("--root", default=str(azurite.ROOT), help="the function app folder")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the host's HTTP port (busy: a free one)")
     parser.add_argument("--user", default="you", help="the first local user's name")
+    parser.add_argument("--auth", action="store_true",
+                        help="run the real Bot Framework auth path: a local login service signs the channel's "
+                             "activities and issues the bot's tokens (sets MicrosoftAppId for this run)")
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
     if ensure_local_settings(root):
@@ -82,11 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     emulator = azurite.start()
     host: Host | None = None
     channel: LocalChannel | None = None
+    login_services: list = []
     try:
         # The environment wins over local.settings.json, so the app uses this Azurite.
         os.environ["AzureWebJobsStorage"] = emulator.connection_string
         channel = LocalChannel("http://127.0.0.1/api/messages").start()
-        _add_trusted(channel.service_url)
+        if args.auth:
+            login_services = start_login_services(channel)
+        else:
+            _add_trusted(channel.service_url)
         explicit_base_url = "PublicBaseUrl" in os.environ
         try:
             host = start_host(root, args.port)
@@ -117,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             host.stop()
         if channel is not None:
             channel.stop()
+        for service in login_services:
+            service.stop()
         emulator.stop()
     return 0
 
