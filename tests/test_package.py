@@ -253,3 +253,10 @@ def test_build_names_the_requirement_that_has_no_wheel() -> None:
     )
     assert builder._missing_wheel(stderr) == "lxml==0.0.1"
     assert builder._missing_wheel("ERROR: something else") is None
+
+
+def test_funcignore_keeps_dev_only_folders_out_of_func_publish() -> None:
+    # `func azure functionapp publish` packs the checkout itself, minus .funcignore: it must leave out what the zip does.
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".funcignore").read_text().splitlines() if line.strip()}
+    present = {p.name for p in ROOT.iterdir()} & (DEV_ONLY_PARTS | DEV_ONLY_FILES) - {".git", ".gitignore", ".funcignore", "README.md"}
+    assert sorted(present - ignored) == []
