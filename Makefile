@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench package clean
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -31,6 +31,10 @@ lint: setup
 ## Benchmarks (not tests): prints ratios measured in one run, writes bench/RESULTS.md.
 bench: setup
 	$(PY) -m devhost.azurite -- $(PY) -m bench
+
+## The deployment zip (dist/functionapp.zip): app + Linux x86_64 CPython 3.11 wheels, ready to run from package.
+package: setup
+	$(PY) -m deploy.build
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache dist

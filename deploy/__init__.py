@@ -1,0 +1,1 @@
+"""Deployment tooling: builds the Function App package. Never deployed itself."""
