@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
@@ -93,24 +93,26 @@ class TurnOutput:
 _MAX_RESTARTS = 3
 
 
-@dataclass
 class StackRun:
     """One turn over a stack: begin or continue dialogs, collect what they say and do."""
 
-    dialogs: Mapping[str, Dialog]
-    root: str
-    conversation_id: str = ""
-    _stack: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    _say: list[str] = field(default_factory=list)
-    _effects: list[Effect] = field(default_factory=list)
-    _restarts: int = 0
+    def __init__(
+        self, frames: tuple[Frame, ...], dialogs: Mapping[str, Dialog], root: str, conversation_id: str = ""
+    ) -> None:
+        self.dialogs = dialogs
+        self.root = root
+        self.conversation_id = conversation_id
+        # Copies: a turn that is re-run after a conflict must start from what was read.
+        self._stack: list[tuple[str, dict[str, Any]]] = [(f.dialog_id, copy.deepcopy(f.state)) for f in frames]
+        self._say: list[str] = []
+        self._effects: list[Effect] = []
+        self._restarts = 0
 
     @classmethod
-    def over(cls, frames: tuple[Frame, ...], dialogs: Mapping[str, Dialog], root: str, conversation_id: str = "") -> StackRun:
-        run = cls(dialogs, root, conversation_id)
-        # Copies: a turn that is re-run after a conflict must start from what was read.
-        run._stack = [(f.dialog_id, copy.deepcopy(f.state)) for f in frames]
-        return run
+    def over(
+        cls, frames: tuple[Frame, ...], dialogs: Mapping[str, Dialog], root: str, conversation_id: str = ""
+    ) -> StackRun:
+        return cls(frames, dialogs, root, conversation_id)
 
     @property
     def depth(self) -> int:
