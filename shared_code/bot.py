@@ -1,19 +1,21 @@
-"""The bot's turn: authenticate an incoming activity, remember the user's address, answer."""
+"""The bot's turn: authenticate an incoming activity, remember the user's address, answer through the dialogs."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from shared_code import dialogs
 from shared_code.activity import Activity, ConversationReference, message_to, reference_from_activity
+from shared_code.dialogs_main import ASK_NAME
 from shared_code.errors import Unauthorized
 from shared_code.services import Services
 
 log = logging.getLogger(__name__)
 
-GREETING = (
-    "Hello user, good to meet you! I now know your address and can send you notifications in the future."
-)
+WELCOME = "Hello user, good to meet you! I now know your address and can send you notifications in the future."
+# The greeting carries the main dialog's first question, so a new user gets one message, not two.
+GREETING = f"{WELCOME} {ASK_NAME}"
 REMOVAL_ACTIONS = {"remove", "remove-upgrade"}
 
 
@@ -48,10 +50,19 @@ def reply(activity: Activity, reference: ConversationReference, text: str, servi
 
 def _on_message(activity: Activity, reference: ConversationReference, trusted: bool, services: Services) -> None:
     is_new = services.addresses.save(reference, trusted=trusted)
+    # The dialog state is saved before anything is sent: a turn re-run after a conflict says nothing twice.
+    texts = dialogs.handle_message(reference, activity.text, services)
     if is_new:
-        reply(activity, reference, GREETING, services, trusted=trusted)
-        return
-    reply(activity, reference, f"You said: {activity.text}", services, trusted=trusted)
+        texts = _greeted(texts)
+    for text in texts:
+        reply(activity, reference, text, services, trusted=trusted)
+
+
+def _greeted(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """The welcome, joined to the first thing the dialogs say (their first question)."""
+    if not texts:
+        return (WELCOME,)
+    return (f"{WELCOME} {texts[0]}", *texts[1:])
 
 
 def _on_conversation_update(
@@ -77,7 +88,9 @@ def _on_conversation_update(
             tenant_id=reference.tenant_id,
         )
         if services.addresses.save(saved, trusted=trusted):
-            reply(activity, saved, GREETING, services, trusted=trusted)
+            # An empty text on an empty stack begins the main dialog: its first question joins the welcome.
+            for text in _greeted(dialogs.handle_message(saved, "", services)):
+                reply(activity, saved, text, services, trusted=trusted)
 
 
 def _on_installation_update(

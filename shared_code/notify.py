@@ -43,8 +43,24 @@ def find_address(conversation_id: str, services: Services) -> Address:
 
 
 def notify(data: dict[str, Any], services: Services) -> dict[str, Any]:
-    """Send an ad hoc message to one saved conversation now; returns the channel's activity id."""
+    """Send an ad hoc message to one saved conversation now; returns the channel's activity id.
+    A body with "dialog" starts that dialog there instead (see start_dialog)."""
+    if "dialog" in data:
+        return start_dialog(data, services)
     request = parse_notify_request(data)
     address = find_address(request.conversation_id, services)
     activity_id = send_proactive_message(address, services, text=request.text, locale=request.locale)
     return {"id": activity_id, "conversation": address.conversation_id}
+
+
+def start_dialog(data: dict[str, Any], services: Services) -> dict[str, Any]:
+    """Start a dialog (the survey) in one saved conversation now: {"started": false} when it
+    was already running there, or this request's "id" was already applied."""
+    from shared_code.dialogs import begin_dialog
+    from shared_code.jobs import parse_job
+
+    job = parse_job(data, require_version=False)
+    if not job.target.is_single:
+        raise BadInput('a dialog starts in one conversation: to must be {"conversation": "<conversation id>"}')
+    address = find_address(job.target.value, services)
+    return {"started": begin_dialog(address, job.dialog, job.id, services)}

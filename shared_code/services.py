@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # imported lazily below: a function imports only what its pat
 
     from shared_code.addresses import AddressStore
     from shared_code.connector import ConnectorClient
+    from shared_code.dialog_state import DialogStateStore
+    from shared_code.survey import SurveyAnswerStore
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,18 @@ class Services:
         from shared_code.addresses import AddressStore
 
         return AddressStore(self.table_service.get_table_client(self.settings.addresses_table))
+
+    @cached_property
+    def dialog_state(self) -> DialogStateStore:
+        from shared_code.dialog_state import DialogStateStore
+
+        return DialogStateStore(self.table_service.get_table_client(self.settings.dialog_state_table))
+
+    @cached_property
+    def survey_answers(self) -> SurveyAnswerStore:
+        from shared_code.survey import SurveyAnswerStore
+
+        return SurveyAnswerStore(self.table_service.get_table_client(self.settings.survey_answers_table))
 
     def queue(self, name: str | None = None) -> QueueClient:
         from azure.storage.queue import QueueClient

@@ -70,3 +70,16 @@ def conversation_update(
     if removed is not None:
         activity["membersRemoved"] = [{"id": member} for member in removed]
     return activity
+
+
+def queue_message(body: Any, *, dequeue_count: int = 1) -> func.QueueMessage:
+    """A queue message as the host hands it to a function: base64 already undone."""
+    from azure.functions.queue import QueueMessage
+
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return QueueMessage(id=uuid.uuid4().hex, body=data, dequeue_count=dequeue_count)
+
+
+def dialog_job(conversation_id: str, *, dialog: str = "survey", job_id: str | None = None) -> dict[str, Any]:
+    return {"v": 1, "kind": "dialog", "dialog": dialog, "id": job_id or uuid.uuid4().hex,
+            "to": {"conversation": conversation_id}}
