@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # imported lazily below: a function imports only what its pat
 
     from shared_code.addresses import AddressStore
     from shared_code.connector import ConnectorClient
+    from shared_code.ledger import Ledger
+    from shared_code.notifications import NotificationStore
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,19 @@ class Services:
         from shared_code.addresses import AddressStore
 
         return AddressStore(self.table_service.get_table_client(self.settings.addresses_table))
+
+    @cached_property
+    def notifications(self) -> NotificationStore:
+        from shared_code.notifications import NotificationStore
+
+        return NotificationStore(self.table_service.get_table_client(self.settings.notifications_table))
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        from shared_code.ledger import Ledger
+
+        return Ledger(self.table_service.get_table_client(self.settings.deliveries_table),
+                      lease_seconds=self.settings.delivery_lease_seconds)
 
     def queue(self, name: str | None = None) -> QueueClient:
         from azure.storage.queue import QueueClient

@@ -70,3 +70,15 @@ def conversation_update(
     if removed is not None:
         activity["membersRemoved"] = [{"id": member} for member in removed]
     return activity
+
+
+def reference(service_url: str, conversation_id: str, *, user_id: str = "", channel_id: str = "test",
+              locale: str = "en-US"):
+    """A saved address as MessagesFunction would store it (for seeding the store directly)."""
+    from shared_code.activity import ChannelAccount, ConversationAccount, ConversationReference
+
+    return ConversationReference(
+        channel_id=channel_id, service_url=service_url, conversation=ConversationAccount(conversation_id),
+        user=ChannelAccount(user_id or f"user-{conversation_id}", "User"), bot=ChannelAccount("bot-1", "Bot"),
+        locale=locale,
+    )
