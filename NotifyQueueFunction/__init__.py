@@ -8,4 +8,4 @@ from shared_code import job_runner, services
 
 
 def main(msg: func.QueueMessage) -> None:
-    job_runner.handle_queue_message(msg.get_body(), services.get())
+    job_runner.handle_queue_message(msg.get_body(), services.get(), message_id=msg.id or "")

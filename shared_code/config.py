@@ -41,6 +41,10 @@ class Settings:
     max_request_bytes: int = 256 * 1024  # MaxRequestBytes
     send_concurrency: int = 16  # SendConcurrency
     send_rate_per_second: float = 50.0  # SendRatePerSecond
+    broadcast_page_size: int = 100  # BroadcastPageSize: recipients per page job
+    send_max_attempts: int = 5  # SendMaxAttempts: tries per recipient before it counts as failed
+    retry_delay_scale: float = 1.0  # RetryDelayScale: multiplies re-enqueue delays (tests shrink them)
+    delivery_lease_seconds: float = 60.0  # DeliveryLeaseSeconds: a claim older than this is abandoned
     survey_schedule: str = "0 0 9 * * 1-5"  # SurveySchedule (six-field NCRONTAB)
     survey_questions: tuple[str, ...] = ()  # SurveyQuestions, separated by "|"
     survey_audience: str = "all"  # SurveyAudience: "all" or "channel:<channel id>"
@@ -74,6 +78,10 @@ SETTING_NAMES: dict[str, str] = {
     "max_request_bytes": "MaxRequestBytes",
     "send_concurrency": "SendConcurrency",
     "send_rate_per_second": "SendRatePerSecond",
+    "broadcast_page_size": "BroadcastPageSize",
+    "send_max_attempts": "SendMaxAttempts",
+    "retry_delay_scale": "RetryDelayScale",
+    "delivery_lease_seconds": "DeliveryLeaseSeconds",
     "survey_schedule": "SurveySchedule",
     "survey_questions": "SurveyQuestions",
     "survey_audience": "SurveyAudience",

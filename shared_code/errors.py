@@ -40,6 +40,13 @@ class NotFound(AppError):
     code = "not_found"
 
 
+class Conflict(AppError):
+    """The same id was used before for something different (an idempotency key reused)."""
+
+    status = 409
+    code = "conflict"
+
+
 class TooLarge(AppError):
     status = 413
     code = "payload_too_large"

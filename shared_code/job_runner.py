@@ -1,47 +1,60 @@
-"""Running a proactive job taken from the queue: validate, send or start a dialog, or poison."""
+"""Running a job taken from the queue: public jobs start a notification, internal ones fan out or send."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from shared_code import jobs
-from shared_code.errors import AppRejected, BadInput, NotFound, RecipientGone
-from shared_code.jobs import Job, JobKind
-from shared_code.proactive import send_proactive_message
+from shared_code import fanout, jobs
+from shared_code.errors import AppRejected, BadInput, Conflict, NotFound
+from shared_code.jobs import Job
 from shared_code.services import Services
 
 log = logging.getLogger(__name__)
 
 
-def handle_queue_message(body: bytes, services: Services) -> None:
+def handle_queue_message(body: bytes, services: Services, *, message_id: str = "") -> None:
     """Run one queue message. Raises only for what a retry can fix (the host retries, then poisons);
-    a message that can never succeed goes to the poison queue at once, with the reason."""
+    a message that can never succeed goes to the poison queue at once, with the reason.
+
+    `message_id` (the queue's own id, the same on every delivery of a message) names the
+    notification of a public job that carries no `id`, so a redelivered job is not a second one.
+    """
     try:
-        job = jobs.parse_job(jobs.decode_message(body))
+        data = jobs.decode_message(body)
+        if len(body) > 64 * 1024:
+            raise BadInput("the queue message is larger than 64 KiB")
+        work: Any = fanout.parse_internal(data) if fanout.is_internal(data) else _parse_public(data, message_id)
     except BadInput as bad:
         log.warning("job refused, moved to poison: %s", bad.message)
         jobs.send_to_poison(body, bad.message, services)
         return
     try:
-        run_job(job, services)
-    except (BadInput, NotFound, AppRejected) as final:
-        log.warning("job %s cannot succeed, moved to poison: %s", job.id, final.message)
+        run(work, services)
+    except (BadInput, NotFound, AppRejected, Conflict) as final:
+        log.warning("job cannot succeed, moved to poison: %s", final.message)
         jobs.send_to_poison(body, f"{final.code}: {final.message}", services)
-    except RecipientGone as gone:
-        log.info("job %s: recipient gone (%s), address deactivated", job.id, gone.code)
+
+
+def _parse_public(data: Any, message_id: str) -> Job:
+    if isinstance(data, dict) and "id" not in data and message_id:
+        data = dict(data, id=f"q-{message_id}")
+    return jobs.parse_job(data)
+
+
+def run(work: Job | fanout.ScanJob | fanout.PageJob, services: Services) -> None:
+    if isinstance(work, fanout.ScanJob):
+        fanout.run_scan(work, services)
+    elif isinstance(work, fanout.PageJob):
+        from shared_code.delivery import run_page
+
+        run_page(work, services)
+    else:
+        run_job(work, services)
 
 
 def run_job(job: Job, services: Services) -> None:
-    if not job.target.is_single:
-        raise BadInput(f"jobs for many recipients ({job.target.kind.value}) are not handled by this version")
-    address = services.addresses.get(job.target.value)
-    if address is None:
+    """A public job: a notification, delivered through the same ledger as a broadcast (so exactly once)."""
+    if job.target.is_single and services.addresses.get(job.target.value) is None:
         raise NotFound(f"no saved address for conversation {job.target.value!r}")
-    if job.kind is JobKind.MESSAGE:
-        send_proactive_message(address, services, text=job.text, locale=job.locale)
-    else:
-        from shared_code.dialogs import begin_dialog
-
-        begin_dialog(address, job.dialog, job.id, services)
-
-
+    fanout.start(job, services)

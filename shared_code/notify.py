@@ -1,38 +1,24 @@
-"""The notify API: who to reach and with what, from an HTTP request body."""
+"""The notify API: send now to one conversation, or start a notification to many and report on it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit
 
+from shared_code import fanout
 from shared_code.addresses import Address
-from shared_code.errors import BadInput, NotFound
+from shared_code.errors import NotFound
+from shared_code.jobs import Job, JobKind, TargetKind, parse_job
+from shared_code.notifications import NotificationState
 from shared_code.proactive import send_proactive_message
 from shared_code.services import Services
 
-MAX_TEXT = 28 * 1024  # the connector refuses larger messages (MessageSizeTooBig)
-
 
 @dataclass(frozen=True, slots=True)
-class NotifyRequest:
-    text: str
-    locale: str | None
-    conversation_id: str
-
-
-def parse_notify_request(data: dict[str, Any]) -> NotifyRequest:
-    text = data.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise BadInput("text is required (a non-empty string)")
-    if len(text.encode()) > MAX_TEXT:
-        raise BadInput(f"text is longer than {MAX_TEXT} bytes")
-    locale = data.get("locale")
-    if locale is not None and not isinstance(locale, str):
-        raise BadInput("locale must be a string such as en-US")
-    target = data.get("to")
-    if not isinstance(target, dict) or not isinstance(target.get("conversation"), str) or not target["conversation"]:
-        raise BadInput('to must be {"conversation": "<conversation id>"}')
-    return NotifyRequest(text=text, locale=locale or None, conversation_id=target["conversation"])
+class Answer:
+    status: int
+    body: dict[str, Any]
 
 
 def find_address(conversation_id: str, services: Services) -> Address:
@@ -42,25 +28,60 @@ def find_address(conversation_id: str, services: Services) -> Address:
     return address
 
 
-def notify(data: dict[str, Any], services: Services) -> dict[str, Any]:
-    """Send an ad hoc message to one saved conversation now; returns the channel's activity id.
-    A body with "dialog" starts that dialog there instead (see start_dialog)."""
-    if "dialog" in data:
-        return start_dialog(data, services)
-    request = parse_notify_request(data)
-    address = find_address(request.conversation_id, services)
-    activity_id = send_proactive_message(address, services, text=request.text, locale=request.locale)
-    return {"id": activity_id, "conversation": address.conversation_id}
+def notify(data: dict[str, Any], services: Services, *, request_url: str = "") -> Answer:
+    """POST /api/notify. One conversation and a message: sent now (200 with the activity id).
+    One conversation and a dialog: started now (200 with {"started": bool}). Anything else: a notification, idempotent on the caller's `id`, fanned out on the queue (202)."""
+    job = parse_job(data, require_version=False)
+    if job.target.is_single and job.kind is JobKind.MESSAGE:
+        address = find_address(job.target.value, services)
+        activity_id = send_proactive_message(address, services, text=job.text, locale=job.locale)
+        return Answer(200, {"id": activity_id, "conversation": address.conversation_id})
+    if job.target.is_single and job.kind is JobKind.DIALOG:
+        return Answer(200, start_dialog(job, services))
+    _check_target_exists(job, services)
+    notification, created = fanout.start(job, services)
+    base = _base_url(request_url, services)
+    return Answer(202, {"id": notification.id, "status": f"{base}/api/notify/{quote(notification.id, safe='')}",
+                        "created": created})
 
 
-def start_dialog(data: dict[str, Any], services: Services) -> dict[str, Any]:
+def start_dialog(job: Job, services: Services) -> dict[str, Any]:
     """Start a dialog (the survey) in one saved conversation now: {"started": false} when it
     was already running there, or this request's "id" was already applied."""
     from shared_code.dialogs import begin_dialog
-    from shared_code.jobs import parse_job
 
-    job = parse_job(data, require_version=False)
-    if not job.target.is_single:
-        raise BadInput('a dialog starts in one conversation: to must be {"conversation": "<conversation id>"}')
     address = find_address(job.target.value, services)
     return {"started": begin_dialog(address, job.dialog, job.id, services)}
+
+
+def status(notification_id: str, services: Services) -> Answer:
+    """GET /api/notify/{id}: exact counts, summed over the page summaries (never the deliveries)."""
+    found = services.notifications.status(notification_id)
+    if found is None:
+        raise NotFound("no notification with that id")
+    return Answer(200, found.to_json())
+
+
+def cancel(notification_id: str, services: Services) -> Answer:
+    """DELETE /api/notify/{id}: stop what has not been sent yet (page jobs check before sending)."""
+    if services.notifications.get(notification_id) is None:
+        raise NotFound("no notification with that id")
+    services.notifications.stop(notification_id, NotificationState.CANCELLED, "cancelled by the caller")
+    return status(notification_id, services)
+
+
+def _check_target_exists(job: Job, services: Services) -> None:
+    if job.target.kind is TargetKind.CONVERSATION:
+        find_address(job.target.value, services)
+    elif job.target.kind is TargetKind.USER and not services.addresses.find_by_user(job.target.value):
+        raise NotFound("no saved address for that user")
+
+
+def _base_url(request_url: str, services: Services) -> str:
+    parts = urlsplit(request_url)
+    if parts.scheme and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return services.settings.public_base_url.rstrip("/")
+
+
+__all__ = ["Answer", "cancel", "notify", "status"]

@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # imported lazily below: a function imports only what its pat
     from shared_code.connector import ConnectorClient
     from shared_code.dialog_state import DialogStateStore
     from shared_code.survey import SurveyAnswerStore
+    from shared_code.ledger import Ledger
+    from shared_code.notifications import NotificationStore
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,17 @@ class Services:
         from shared_code.survey import SurveyAnswerStore
 
         return SurveyAnswerStore(self.table_service.get_table_client(self.settings.survey_answers_table))
+    def notifications(self) -> NotificationStore:
+        from shared_code.notifications import NotificationStore
+
+        return NotificationStore(self.table_service.get_table_client(self.settings.notifications_table))
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        from shared_code.ledger import Ledger
+
+        return Ledger(self.table_service.get_table_client(self.settings.deliveries_table),
+                      lease_seconds=self.settings.delivery_lease_seconds)
 
     def queue(self, name: str | None = None) -> QueueClient:
         from azure.storage.queue import QueueClient

@@ -42,6 +42,9 @@ class _Server(ThreadingHTTPServer):
 def _handler_class(handle: Handler) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the real services
+        # Headers and body go out in two writes: with Nagle on, the body waits for the client's
+        # delayed ACK (~40 ms per request), which would swamp any latency a test or bench sets.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

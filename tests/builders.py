@@ -83,3 +83,15 @@ def queue_message(body: Any, *, dequeue_count: int = 1) -> func.QueueMessage:
 def dialog_job(conversation_id: str, *, dialog: str = "survey", job_id: str | None = None) -> dict[str, Any]:
     return {"v": 1, "kind": "dialog", "dialog": dialog, "id": job_id or uuid.uuid4().hex,
             "to": {"conversation": conversation_id}}
+
+
+def reference(service_url: str, conversation_id: str, *, user_id: str = "", channel_id: str = "test",
+              locale: str = "en-US"):
+    """A saved address as MessagesFunction would store it (for seeding the store directly)."""
+    from shared_code.activity import ChannelAccount, ConversationAccount, ConversationReference
+
+    return ConversationReference(
+        channel_id=channel_id, service_url=service_url, conversation=ConversationAccount(conversation_id),
+        user=ChannelAccount(user_id or f"user-{conversation_id}", "User"), bot=ChannelAccount("bot-1", "Bot"),
+        locale=locale,
+    )

@@ -1,0 +1,26 @@
+"""The operators' command line queues a job and watches it to the end."""
+
+from __future__ import annotations
+
+import threading
+
+from shared_code import notify_cli, services
+from tests.builders import reference
+from tests.queue_driver import QueueDriver
+
+
+def test_cli_queues_a_broadcast_and_reports_the_final_counts(app_env, connector, capsys):
+    services.get().addresses.save_many([reference(connector.url, f"c-{i}") for i in range(3)], trusted=False)
+    host = QueueDriver(app_env.values["AzureWebJobsStorage"], app_env.values["JobsQueueName"])
+    stop = threading.Event()
+    thread = host.run_in_thread(stop.is_set, timeout=30)
+
+    code = notify_cli.main(["--all", "--id", "cli-1", "--locale", "en-US", "from the ops team"])
+    stop.set()
+    thread.join()
+
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "queued notification cli-1" in out
+    assert "done: 3/3 sent, 0 failed, 0 inactive, 0 gone, 0 pending" in out
+    assert [connector.texts(f"c-{i}") for i in range(3)] == [["from the ops team"]] * 3
