@@ -81,7 +81,6 @@ class AddressStore:
 
     def save_many(self, references: list[ConversationReference], *, trusted: bool) -> None:
         """Upsert many addresses in batches (one transaction per partition and hundred): imports, benchmarks."""
-        self.ensure_table()
         now = datetime.now(UTC)
         by_partition: dict[str, list[dict[str, Any]]] = {}
         for ref in references:
@@ -89,7 +88,8 @@ class AddressStore:
             by_partition.setdefault(entity["PartitionKey"], []).append(entity)
         for entities in by_partition.values():
             for start in range(0, len(entities), 100):
-                self._table.submit_transaction([("upsert", e) for e in entities[start:start + 100]])
+                batch = [("upsert", e) for e in entities[start : start + 100]]
+                on_table(self._table, lambda batch=batch: self._table.submit_transaction(batch))
 
     def get(self, conversation_id: str, channel_id: str | None = None) -> Address | None:
         """The address of a conversation; with no channel, found by conversation id alone."""

@@ -17,6 +17,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.keys import encode_key
+from shared_code.tables import on_table
 
 FORMAT_VERSION = 1
 # Proactive job ids already applied, newest last. Redeliveries come within minutes
@@ -68,20 +69,9 @@ class DialogStateStore:
 
     def __init__(self, table: TableClient) -> None:
         self._table = table
-        self._ready = False
-
-    def ensure_table(self) -> None:
-        if self._ready:
-            return
-        try:
-            self._table.create_table()
-        except ResourceExistsError:
-            pass
-        self._ready = True
 
     def load(self, channel_id: str, conversation_id: str) -> ConversationState:
-        self.ensure_table()
-        try:
+        try:  # a missing table is a missing entity: the table is made by the first save
             entity = self._table.get_entity(*state_keys(channel_id, conversation_id))
         except ResourceNotFoundError:
             return ConversationState(channel_id, conversation_id)
@@ -94,7 +84,6 @@ class DialogStateStore:
 
     def save(self, state: ConversationState, *, now: datetime | None = None) -> None:
         """Write `state` only if nobody wrote since it was read; StateConflict otherwise."""
-        self.ensure_table()
         partition, row = state_keys(state.channel_id, state.conversation_id)
         entity = {
             "PartitionKey": partition,
@@ -106,7 +95,7 @@ class DialogStateStore:
         }
         try:
             if state.etag is None:
-                self._table.create_entity(entity)
+                on_table(self._table, lambda: self._table.create_entity(entity))
             else:
                 self._table.update_entity(
                     entity, mode=UpdateMode.REPLACE, etag=state.etag, match_condition=MatchConditions.IfNotModified

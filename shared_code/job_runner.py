@@ -6,8 +6,8 @@ import logging
 from typing import Any
 
 from shared_code import fanout, jobs
-from shared_code.errors import AppRejected, BadInput, Conflict, NotFound
-from shared_code.jobs import Job
+from shared_code.errors import AppRejected, BadInput, Conflict, NotFound, RecipientGone
+from shared_code.jobs import Job, JobKind
 from shared_code.services import Services
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def handle_queue_message(body: bytes, services: Services, *, message_id: str = "
         return
     try:
         run(work, services)
-    except (BadInput, NotFound, AppRejected, Conflict) as final:
+    except (BadInput, NotFound, AppRejected, Conflict, RecipientGone) as final:
         log.warning("job cannot succeed, moved to poison: %s", final.message)
         jobs.send_to_poison(body, f"{final.code}: {final.message}", services)
 
@@ -54,7 +54,18 @@ def run(work: Job | fanout.ScanJob | fanout.PageJob, services: Services) -> None
 
 
 def run_job(job: Job, services: Services) -> None:
-    """A public job: a notification, delivered through the same ledger as a broadcast (so exactly once)."""
-    if job.target.is_single and services.addresses.get(job.target.value) is None:
-        raise NotFound(f"no saved address for conversation {job.target.value!r}")
+    """A public job: a notification, delivered through the same ledger as a broadcast (so exactly once).
+
+    A dialog for one conversation starts here and now: the dialog state records the job ids it
+    has applied, which makes it exactly once without the ledger and without two more queue hops.
+    """
+    if job.target.is_single:
+        address = services.addresses.get(job.target.value)
+        if address is None:
+            raise NotFound(f"no saved address for conversation {job.target.value!r}")
+        if job.kind is JobKind.DIALOG:
+            from shared_code.dialogs import begin_dialog
+
+            begin_dialog(address, job.dialog, job.id, services)
+            return
     fanout.start(job, services)

@@ -29,6 +29,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.keys import encode_key
+from shared_code.tables import ensure_table
 
 
 class DeliveryState(StrEnum):
@@ -98,20 +99,10 @@ class Ledger:
         self._table = table
         self._lease = lease_seconds
         self._clock = clock
-        self._ready = False
-
-    def ensure_table(self) -> None:
-        if self._ready:
-            return
-        try:
-            self._table.create_table()
-        except ResourceExistsError:
-            pass
-        self._ready = True
 
     def page(self, notification_id: str, page: str) -> dict[RecipientKey, Delivery]:
         """Every record of one page: one partition query, not a read per recipient."""
-        self.ensure_table()
+        ensure_table(self._table)
         found = self._table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": partition_key(notification_id, page)}
         )
@@ -120,7 +111,7 @@ class Ledger:
 
     def claim(self, notification_id: str, page: str, key: RecipientKey, known: Delivery | None = None) -> Claim:
         """Make `key` ours to send, or say why not. Races are settled by the table, not by us."""
-        self.ensure_table()
+        ensure_table(self._table)
         pk = partition_key(notification_id, page)
         if known is None:
             record = Delivery(key, DeliveryState.IN_PROGRESS, attempts=1, claimed_at=self._clock())
@@ -173,7 +164,7 @@ class Ledger:
         A batch is all-or-nothing: if any record already exists (another host got
         there first) the batch fails, and the records are written one by one instead.
         """
-        self.ensure_table()
+        ensure_table(self._table)
         pk = partition_key(notification_id, page)
         entities = [_to_entity(pk, Delivery(k, state, code=code)) for k, state, code in skips]
         for start in range(0, len(entities), 100):

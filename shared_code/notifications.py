@@ -24,6 +24,7 @@ from shared_code.errors import Conflict
 from shared_code.jobs import Job
 from shared_code.keys import encode_key
 from shared_code.ledger import RecipientKey
+from shared_code.tables import ensure_table
 
 NOTIFICATION_ROW = "notification"
 PAGE_PREFIX = "page."
@@ -124,23 +125,13 @@ def payload_hash(job: Job) -> str:
 class NotificationStore:
     def __init__(self, table: TableClient) -> None:
         self._table = table
-        self._ready = False
-
-    def ensure_table(self) -> None:
-        if self._ready:
-            return
-        try:
-            self._table.create_table()
-        except ResourceExistsError:
-            pass
-        self._ready = True
 
     def create(self, job: Job) -> tuple[Notification, bool]:
         """Insert the notification unless it exists; (notification, created).
 
         The same id with a different payload is a Conflict (409): a reused key, not a retry.
         """
-        self.ensure_table()
+        ensure_table(self._table)
         digest = payload_hash(job)
         entity = {
             "PartitionKey": encode_key(job.id), "RowKey": NOTIFICATION_ROW,
@@ -160,7 +151,7 @@ class NotificationStore:
             return existing, False
 
     def get(self, notification_id: str) -> Notification | None:
-        self.ensure_table()
+        ensure_table(self._table)
         try:
             return _notification(self._table.get_entity(encode_key(notification_id), NOTIFICATION_ROW))
         except ResourceNotFoundError:
@@ -244,7 +235,7 @@ class NotificationStore:
 
     def status(self, notification_id: str) -> Status | None:
         """Sum of the page summaries: one partition query."""
-        self.ensure_table()
+        ensure_table(self._table)
         rows = self._table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": encode_key(notification_id)},
             select=["RowKey", "NotificationId", "Job", "PayloadHash", "State", "StopReason", "ScanDone",

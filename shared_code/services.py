@@ -19,9 +19,9 @@ if TYPE_CHECKING:  # imported lazily below: a function imports only what its pat
     from shared_code.addresses import AddressStore
     from shared_code.connector import ConnectorClient
     from shared_code.dialog_state import DialogStateStore
-    from shared_code.survey import SurveyAnswerStore
     from shared_code.ledger import Ledger
     from shared_code.notifications import NotificationStore
+    from shared_code.survey import SurveyAnswerStore
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ class Services:
         from shared_code.survey import SurveyAnswerStore
 
         return SurveyAnswerStore(self.table_service.get_table_client(self.settings.survey_answers_table))
+
+    @cached_property
     def notifications(self) -> NotificationStore:
         from shared_code.notifications import NotificationStore
 

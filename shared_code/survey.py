@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.dialogs_engine import DialogContext, RecordAnswer, Step
 from shared_code.keys import encode_key
+from shared_code.tables import ensure_table
 
 PROMPT = 'Hello, I\'m the survey dialog. I\'m interrupting your conversation to ask you a question. Type "done" to resume'
 BACK = "Great, back to the original conversation"
@@ -69,19 +69,9 @@ class SurveyAnswerStore:
 
     def __init__(self, table: TableClient) -> None:
         self._table = table
-        self._ready = False
-
-    def ensure_table(self) -> None:
-        if self._ready:
-            return
-        try:
-            self._table.create_table()
-        except ResourceExistsError:
-            pass
-        self._ready = True
 
     def record(self, answer: SurveyAnswer) -> None:
-        self.ensure_table()
+        ensure_table(self._table)
         self._table.upsert_entity(
             {
                 "PartitionKey": encode_key(answer.conversation_id),
@@ -98,7 +88,7 @@ class SurveyAnswerStore:
 
     def answers(self, conversation_id: str) -> list[SurveyAnswer]:
         """A conversation's answers, by run then question."""
-        self.ensure_table()
+        ensure_table(self._table)
         found = self._table.query_entities("PartitionKey eq @partition", parameters={"partition": encode_key(conversation_id)})
         answers = [
             SurveyAnswer(

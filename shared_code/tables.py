@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.data.tables import TableClient, TableErrorCode
 
 T = TypeVar("T")
 
 
-def is_table_missing(error: ResourceNotFoundError) -> bool:
-    """A 404 for the table itself, not for an entity in it."""
+def is_table_missing(error: HttpResponseError) -> bool:
+    """A 404 for the table itself, not for an entity in it (transactions report it as their own error type)."""
     code = getattr(error, "error_code", None)
     return code == TableErrorCode.TABLE_NOT_FOUND or str(code) == "TableNotFound" or "TableNotFound" in str(error)
 
@@ -25,7 +25,7 @@ def on_table(table: TableClient, operation: Callable[[], T]) -> T:
     """
     try:
         return operation()
-    except ResourceNotFoundError as error:
+    except HttpResponseError as error:
         if not is_table_missing(error):
             raise
     try:
@@ -33,3 +33,19 @@ def on_table(table: TableClient, operation: Callable[[], T]) -> T:
     except ResourceExistsError:
         pass
     return operation()
+
+
+# Tables this process has already made sure of: a cache that is safe to lose.
+_known_tables: set[str] = set()
+
+
+def ensure_table(table: TableClient) -> None:
+    """Create `table` if this process has not yet seen it exist (one round trip per table and process)."""
+    known = f"{table.url}/{table.table_name}"
+    if known in _known_tables:
+        return
+    try:
+        table.create_table()
+    except ResourceExistsError:
+        pass
+    _known_tables.add(known)

@@ -132,15 +132,23 @@ def test_notify_still_sends_text_messages(app_env, connector):
     assert dialog_ids("conv-4") == ["main"]
 
 
-def test_notify_dialog_to_many_or_unknown_dialog_is_a_400(app_env, connector):
+def test_notify_with_an_unknown_dialog_is_a_400_and_sends_nothing(app_env, connector):
     say(connector, "conv-5", "hi")
 
     unknown = notify({"dialog": "quiz", "to": {"conversation": "conv-5"}})
-    many = notify({"dialog": "survey", "to": "all"})
 
     assert unknown.status_code == 400 and "unknown dialog" in json.loads(unknown.get_body())["error"]["message"]
-    assert many.status_code == 400
     assert connector.texts("conv-5") == [GREETING]
+
+
+def test_notify_a_dialog_to_many_is_a_queued_broadcast(app_env, connector):
+    say(connector, "conv-5", "hi")
+
+    many = notify({"dialog": "survey", "to": "all"})
+
+    assert many.status_code == 202
+    assert json.loads(many.get_body())["created"] is True
+    assert connector.texts("conv-5") == [GREETING]  # nothing is sent before the queue runs it
 
 
 def test_unknown_dialog_in_a_queue_job_goes_to_poison_with_the_reason(app_env, connector):
