@@ -151,7 +151,10 @@ def _deliver(key: RecipientKey, known: Delivery | None, notification: Notificati
         else:
             from shared_code.dialogs import begin_dialog
 
-            begin_dialog(address, content["dialog"], content["id"], services)
+            if not begin_dialog(address, content["dialog"], content["id"], services):
+                # Already in that dialog (e.g. a survey started by hand): not interrupted twice.
+                finish(DeliveryState.INACTIVE, "already_in_dialog", "the conversation is already in this dialog")
+                return Result(Outcome.INACTIVE, code="already_in_dialog")
     except (Throttled, Upstream) as error:
         if isinstance(error, Upstream) and not error.transient:
             finish(DeliveryState.FAILED, error.code, error.message)
