@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import azure.functions as func
 
-from shared_code import bot, edge, services
+from shared_code import bot, edge, services, telemetry
+
+log = logging.getLogger(__name__)
 
 
-def main(req: func.HttpRequest) -> func.HttpResponse:
+def main(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
     def handle() -> func.HttpResponse:
         app = services.get()
         data = edge.read_json(req, app.settings.max_request_bytes)
         bot.on_activity(data, req.headers.get("Authorization"), app)
         return edge.json_response(200)
 
-    return edge.respond(handle)
+    with telemetry.track(log, "MessagesFunction", getattr(context, "invocation_id", None)) as outcome:
+        return outcome.response(edge.respond(handle))

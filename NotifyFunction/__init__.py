@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import azure.functions as func
 
-from shared_code import edge, notify, services
+from shared_code import edge, notify, services, telemetry
 from shared_code.errors import BadInput
 
+log = logging.getLogger(__name__)
 
-def main(req: func.HttpRequest) -> func.HttpResponse:
+
+def main(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
     def handle() -> func.HttpResponse:
         app = services.get()
         notification_id = req.route_params.get("id") or ""
@@ -22,6 +26,8 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
             answer = notify.cancel(notification_id, app)
         else:
             raise BadInput("use POST /api/notify, GET or DELETE /api/notify/{id}")
+        outcome.set(method=method, notification_id=answer.body.get("id") if notification_id or answer.status == 202 else None)
         return edge.json_response(answer.status, answer.body)
 
-    return edge.respond(handle)
+    with telemetry.track(log, "NotifyFunction", getattr(context, "invocation_id", None)) as outcome:
+        return outcome.response(edge.respond(handle))

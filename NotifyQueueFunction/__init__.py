@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import azure.functions as func
 
-from shared_code import job_runner, services
+from shared_code import job_runner, services, telemetry
+
+log = logging.getLogger(__name__)
 
 
-def main(msg: func.QueueMessage) -> None:
-    job_runner.handle_queue_message(msg.get_body(), services.get(), message_id=msg.id or "")
+def main(msg: func.QueueMessage, context: func.Context = None) -> None:
+    with telemetry.track(log, "NotifyQueueFunction", getattr(context, "invocation_id", None),
+                         message_id=msg.id, dequeue_count=msg.dequeue_count) as outcome:
+        handled = job_runner.handle_queue_message(msg.get_body(), services.get(), message_id=msg.id or "")
+        outcome.set(kind=handled.kind, notification_id=handled.notification_id)
+        if handled.poisoned:
+            outcome.refused(handled.poisoned, poisoned=True)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import azure.functions as func
 
-from shared_code import services, timer_survey
+from shared_code import services, telemetry, timer_survey
+
+log = logging.getLogger(__name__)
 
 
-def main(timer: func.TimerRequest) -> None:
-    timer_survey.on_timer(timer.past_due, services.get())
+def main(timer: func.TimerRequest, context: func.Context = None) -> None:
+    with telemetry.track(log, "TimerSurveyFunction", getattr(context, "invocation_id", None),
+                         past_due=timer.past_due) as outcome:
+        job = timer_survey.on_timer(timer.past_due, services.get())
+        outcome.set(notification_id=job["id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from shared_code import fanout, jobs
@@ -13,7 +14,16 @@ from shared_code.services import Services
 log = logging.getLogger(__name__)
 
 
-def handle_queue_message(body: bytes, services: Services, *, message_id: str = "") -> None:
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What became of a queue message, for the function's outcome line."""
+
+    kind: str = ""
+    notification_id: str = ""
+    poisoned: str = ""  # the reason, when the message went to the poison queue
+
+
+def handle_queue_message(body: bytes, services: Services, *, message_id: str = "") -> Handled:
     """Run one queue message. Raises only for what a retry can fix (the host retries, then poisons);
     a message that can never succeed goes to the poison queue at once, with the reason.
 
@@ -28,12 +38,17 @@ def handle_queue_message(body: bytes, services: Services, *, message_id: str = "
     except BadInput as bad:
         log.warning("job refused, moved to poison: %s", bad.message)
         jobs.send_to_poison(body, bad.message, services)
-        return
+        return Handled(poisoned=bad.message)
+    kind = work.kind.value if isinstance(work, Job) else type(work).__name__.removesuffix("Job").lower()
+    notification_id = work.id if isinstance(work, Job) else work.notification
     try:
         run(work, services)
     except (BadInput, NotFound, AppRejected, Conflict, RecipientGone) as final:
         log.warning("job cannot succeed, moved to poison: %s", final.message)
-        jobs.send_to_poison(body, f"{final.code}: {final.message}", services)
+        reason = f"{final.code}: {final.message}"
+        jobs.send_to_poison(body, reason, services)
+        return Handled(kind, notification_id, poisoned=reason)
+    return Handled(kind, notification_id)
 
 
 def _parse_public(data: Any, message_id: str) -> Job:

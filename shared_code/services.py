@@ -112,6 +112,9 @@ def get() -> Services:
     if current is None:
         with _lock:
             if _current is None:
+                from shared_code.telemetry import install_redaction
+
+                install_redaction()  # every log line, not only the outcome lines, loses credentials
                 _current = Services(load_settings())
                 if _current.settings.local_mode:
                     log.warning("MicrosoftAppId is empty: local mode. Inbound requests are not authenticated "

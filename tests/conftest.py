@@ -74,6 +74,10 @@ def app_env(storage_connection: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
         "JobsQueueName": f"jobs-{suffix}",
         "TrustedServiceUrls": "",
         "PublicBaseUrl": "http://localhost:7071",
+        # Set, even empty, so a local.settings.json copied into the environment cannot change a test.
+        "SurveyQuestions": "",
+        "SurveySchedule": "0 0 9 * * 1-5",
+        "SurveyAudience": "all",
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)

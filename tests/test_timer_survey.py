@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -131,8 +132,13 @@ def test_a_bad_schedule_is_a_clear_error_naming_the_setting(app_env, bad):
 
 def test_the_local_host_refuses_to_start_with_a_bad_schedule_naming_the_setting(app_env, monkeypatch):
     monkeypatch.setenv("SurveySchedule", "0 0 25 * * *")
+    environment = dict(os.environ)  # the host copies local.settings.json into the environment
 
-    with pytest.raises(HostError) as raised:
-        Host(ROOT, port=0).start()
+    try:
+        with pytest.raises(HostError) as raised:
+            Host(ROOT, port=0).start()
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
 
     assert "TimerSurveyFunction" in str(raised.value) and "SurveySchedule" in str(raised.value)
