@@ -24,7 +24,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -117,8 +117,10 @@ def start(job: Job, services: Services, *, now: datetime | None = None) -> tuple
     scan step is a no-op once done) and finishes one whose creator died before queueing it.
     A future `notBefore` delays that first scan, or parks it for the timer when it is too far.
     """
-    delay = seconds_until(job.not_before, now or datetime.now(UTC))
-    notification, created = services.notifications.create(job, scheduled=delay > 0, parked=delay > MAX_QUEUE_DELAY)
+    now = now or services.clock()
+    delay = seconds_until(job.not_before, now)
+    notification, created = services.notifications.create(job, scheduled=delay > 0, parked=delay > MAX_QUEUE_DELAY,
+                                                          created_at=now)
     if notification.open and not notification.scan_done and not notification.parked:
         jobs.enqueue(ScanJob(job.id).to_json(), services, delay_seconds=delay)
     return notification, created
@@ -133,7 +135,7 @@ def run_scan(scan: ScanJob, services: Services, *, now: datetime | None = None) 
         log.info("notification %s is %s: scan %d skipped", scan.notification, notification.state, scan.index)
         return
     if notification.state is NotificationState.SCHEDULED:
-        wait = seconds_until(notification.job.not_before, now or datetime.now(UTC))
+        wait = seconds_until(notification.job.not_before, now or services.clock())
         if wait > 0:  # early (a duplicate first scan, or a clock ahead of the queue's): wait again
             if not notification.parked:
                 jobs.enqueue(scan.to_json(), services, delay_seconds=min(wait, MAX_QUEUE_DELAY))
@@ -166,7 +168,7 @@ def _read_page(notification: Notification, scan: ScanJob,
         return [RecipientKey(a.channel_id, a.conversation_id) for a in services.addresses.find_by_user(target.value)], None
     idle_days = services.settings.address_max_idle_days
     # Fixed per notification (its creation time), so every page of one broadcast uses the same cut.
-    seen_since = (notification.created_at or datetime.now(UTC)) - timedelta(days=idle_days) if idle_days else None
+    seen_since = (notification.created_at or services.clock()) - timedelta(days=idle_days) if idle_days else None
     page = services.addresses.page_active(
         page_size=services.settings.broadcast_page_size, continuation=scan.continuation,
         channel_id=target.value if target.kind is TargetKind.CHANNEL else None, seen_since=seen_since,

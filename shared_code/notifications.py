@@ -140,7 +140,8 @@ class NotificationStore:
     def table(self) -> TableClient:
         return self._table
 
-    def create(self, job: Job, *, scheduled: bool = False, parked: bool = False) -> tuple[Notification, bool]:
+    def create(self, job: Job, *, scheduled: bool = False, parked: bool = False,
+               created_at: datetime | None = None) -> tuple[Notification, bool]:
         """Insert the notification unless it exists; (notification, created).
 
         The same id with a different payload is a Conflict (409): a reused key, not a retry.
@@ -153,7 +154,7 @@ class NotificationStore:
             "PartitionKey": encode_key(job.id), "RowKey": NOTIFICATION_ROW,
             "NotificationId": job.id, "Job": json.dumps(job.to_json(), ensure_ascii=False),
             "PayloadHash": digest, "State": state.value, "StopReason": "",
-            "ScanDone": False, "CreatedAt": datetime.now(UTC), "Parked": parked,
+            "ScanDone": False, "CreatedAt": (created_at or datetime.now(UTC)).astimezone(UTC), "Parked": parked,
         }
         if job.not_before is not None:
             entity["NotBefore"] = job.not_before.astimezone(UTC)
@@ -163,7 +164,7 @@ class NotificationStore:
         except ResourceExistsError:
             existing = self.get(job.id)
             if existing is None:  # deleted in between: try once more
-                return self.create(job)
+                return self.create(job, scheduled=scheduled, parked=parked, created_at=created_at)
             if existing.payload_hash != digest:
                 raise Conflict(f"notification id {job.id!r} was already used for a different notification") from None
             return existing, False

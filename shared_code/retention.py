@@ -34,7 +34,7 @@ def purge(services: Services, *, now: datetime | None = None, page_size: int = 1
     DeliveryRetentionDays ago and finished (0 = keep), with their page summaries and ledger.
     """
     settings = services.settings
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or services.clock()).astimezone(UTC)
     addresses = notifications = deliveries = 0
     if settings.address_retention_days:
         addresses = services.addresses.purge_unseen(now - timedelta(days=settings.address_retention_days),

@@ -22,7 +22,7 @@ def pick_up_due(services: Services, *, now: datetime | None = None) -> list[str]
     The message is queued before the notification is unparked, so a crash in between
     only means it is queued once more on the next run.
     """
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or services.clock()).astimezone(UTC)
     store = services.notifications
     picked = []
     for notification in store.parked_due(now + LOOKAHEAD):
