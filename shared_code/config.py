@@ -49,6 +49,12 @@ class Settings:
     survey_questions: tuple[str, ...] = ()  # SurveyQuestions, separated by "|"
     survey_audience: str = "all"  # SurveyAudience: "all" or "channel:<channel id>"
     public_base_url: str = "http://localhost:7071"  # PublicBaseUrl, for links the bot shows
+    survey_prompts_json: str = ""  # SurveyPromptsJson: {"fr": {"prompt": ..., "back": ...}}; English by default
+    scheduled_notifications_schedule: str = "0 */5 * * * *"  # ScheduledNotificationsSchedule (NCRONTAB)
+    purge_schedule: str = "0 30 3 * * *"  # PurgeSchedule (NCRONTAB)
+    address_max_idle_days: int = 0  # AddressMaxIdleDays: broadcasts skip addresses unseen this long; 0 = never
+    address_retention_days: int = 0  # AddressRetentionDays: purge addresses unseen this long; 0 = keep
+    delivery_retention_days: int = 30  # DeliveryRetentionDays: purge finished notifications and their ledger
 
     @property
     def local_mode(self) -> bool:
@@ -86,6 +92,12 @@ SETTING_NAMES: dict[str, str] = {
     "survey_questions": "SurveyQuestions",
     "survey_audience": "SurveyAudience",
     "public_base_url": "PublicBaseUrl",
+    "survey_prompts_json": "SurveyPromptsJson",
+    "scheduled_notifications_schedule": "ScheduledNotificationsSchedule",
+    "purge_schedule": "PurgeSchedule",
+    "address_max_idle_days": "AddressMaxIdleDays",
+    "address_retention_days": "AddressRetentionDays",
+    "delivery_retention_days": "DeliveryRetentionDays",
 }
 
 
@@ -125,6 +137,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.max_request_bytes <= 0 or settings.send_concurrency <= 0 or settings.send_rate_per_second <= 0:
         raise ConfigError("MaxRequestBytes, SendConcurrency and SendRatePerSecond must be positive")
+    if min(settings.address_max_idle_days, settings.address_retention_days, settings.delivery_retention_days) < 0:
+        raise ConfigError("AddressMaxIdleDays, AddressRetentionDays and DeliveryRetentionDays must be 0 or more")
     if settings.microsoft_app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
         raise ConfigError(f"setting MicrosoftAppType must be MultiTenant or SingleTenant, not {settings.microsoft_app_type!r}")
     return settings

@@ -42,6 +42,7 @@ class Outcome(StrEnum):
     GONE = "gone"
     INACTIVE = "inactive"
     STOPPED = "stopped"  # the broadcast was stopped before this one was tried
+    CANCELLED = "cancelled"  # the caller cancelled the notification before this one's turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
         raise NotFound(f"no notification {job.notification!r}")
     if notification.stopped:
         log.info("notification %s is %s: page %s not sent", job.notification, notification.state, job.page)
+        if notification.state is NotificationState.CANCELLED:
+            return _record_cancelled(job, services)
         return {}
     known = ledger.page(job.notification, job.page)
     stop = threading.Event()
@@ -106,12 +109,29 @@ def page_counts(services: Services, notification_id: str, page: str) -> PageCoun
         if record.state is DeliveryState.FAILED and len(errors) < MAX_SAMPLE_ERRORS:
             errors.append({"code": record.code, "message": record.detail})
     return PageCounts(0, counts[DeliveryState.SENT], counts[DeliveryState.FAILED], counts[DeliveryState.GONE],
-                      counts[DeliveryState.INACTIVE], tuple(errors))
+                      counts[DeliveryState.INACTIVE], tuple(errors), counts[DeliveryState.CANCELLED])
+
+
+def _record_cancelled(job: PageJob, services: Services) -> dict[Outcome, int]:
+    """Count the page's unsent recipients as cancelled, so the status adds up to the audience."""
+    ledger = services.ledger
+    known = ledger.page(job.notification, job.page)
+    fresh = [(key, DeliveryState.CANCELLED, "cancelled") for key in job.keys if key not in known]
+    ledger.record_skips(job.notification, job.page, fresh)
+    waiting = [d for d in known.values() if d.key in job.keys and d.state is DeliveryState.RETRY]
+    for record in waiting:  # a retried page: its transient failures will never be tried again
+        claim = ledger.claim(job.notification, job.page, record.key, record)
+        if claim.outcome is ClaimOutcome.CLAIMED and claim.delivery is not None:
+            ledger.finish(job.notification, job.page, claim.delivery, DeliveryState.CANCELLED, "cancelled")
+    services.notifications.save_counts(job.notification, job.page,
+                                       lambda: page_counts(services, job.notification, job.page))
+    return {Outcome.CANCELLED: len(fresh) + len(waiting)}
 
 
 def _content(notification: Notification) -> dict[str, Any]:
     job = notification.job
-    return {"kind": job.kind, "text": job.text, "locale": job.locale, "dialog": job.dialog, "id": job.id}
+    localized = job.localized() if job.kind is JobKind.MESSAGE else None
+    return {"kind": job.kind, "localized": localized, "locale": job.locale, "dialog": job.dialog, "id": job.id}
 
 
 def _deliver(key: RecipientKey, known: Delivery | None, notification: Notification, job: PageJob,
@@ -145,7 +165,9 @@ def _deliver(key: RecipientKey, known: Delivery | None, notification: Notificati
         return Result(Outcome.INACTIVE)
     try:
         if content["kind"] is JobKind.MESSAGE:
-            activity = message_to(address.reference, content["text"], locale=content["locale"])
+            # Each recipient gets the content for its own locale (exact, language, then the default).
+            fields = content["localized"].for_locale(address.reference.locale).activity_fields()
+            activity = message_to(address.reference, fields.pop("text", ""), locale=content["locale"], extra=fields)
             services.connector.send_to_conversation(address.reference, activity,
                                                     trusted=address.service_url_trusted, retries=0)
         else:

@@ -27,7 +27,7 @@ from shared_code.dialogs_main import MainDialog
 from shared_code.errors import BadInput, RecipientGone, Upstream
 from shared_code.proactive import send_proactive_message
 from shared_code.services import Services
-from shared_code.survey import SurveyAnswer, SurveyDialog
+from shared_code.survey import SurveyAnswer, SurveyDialog, survey_texts
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,11 @@ RESTARTED = "Sorry, I lost track of where we were, so let's start over."
 MAX_ATTEMPTS = 12
 
 
-def dialogs_for(settings: Settings) -> dict[str, Dialog]:
+def dialogs_for(settings: Settings, locale: str | None = None) -> dict[str, Dialog]:
+    prompt, back = survey_texts(settings.survey_prompts_json, locale)
     return {
         MAIN: MainDialog(public_base_url=settings.public_base_url, survey_dialog_id=SURVEY),
-        SURVEY: SurveyDialog(questions=settings.survey_questions),
+        SURVEY: SurveyDialog(questions=settings.survey_questions, prompt=prompt, back=back),
     }
 
 
@@ -58,7 +59,7 @@ def handle_message(reference: ConversationReference, text: str, services: Servic
     When this returns, the stack is saved and the turn's other effects are done: the caller
     only sends the replies. An empty stack (a new conversation) begins the main dialog.
     """
-    dialogs = dialogs_for(services.settings)
+    dialogs = dialogs_for(services.settings, reference.locale)
     conversation_id = reference.conversation.id
 
     def decide(current: ConversationState) -> _Decision:
@@ -85,7 +86,7 @@ def begin_dialog(address: Address, dialog_id: str, job_id: str, services: Servic
     if not address.active:
         raise RecipientGone(f"the address is inactive ({address.inactive_reason or 'no reason recorded'})",
                             code="address_inactive")
-    dialogs = dialogs_for(services.settings)
+    dialogs = dialogs_for(services.settings, address.reference.locale)
     conversation_id = address.conversation_id
 
     def decide(current: ConversationState) -> _Decision | None:

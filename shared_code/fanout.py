@@ -11,6 +11,11 @@ token: never the whole table), freezes it as the page's summary record (conditio
 insert: a retried scan gets the same recipients back, so pages never overlap), then
 enqueues that page's job and the next scan job. The content lives in the notification,
 not in page jobs, so a page job can only ever repeat a notification that exists.
+
+A notification with a future `notBefore` is `scheduled`: its first scan waits on the queue
+(a delayed message) or, beyond the queue's 7 days, in the table for the timer (scheduling.py).
+A cancelled notification keeps scanning (cheap: a query per page) so that its page jobs can
+record every recipient as cancelled, and the status counts add up to the audience.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -26,13 +32,15 @@ from shared_code import jobs
 from shared_code.errors import BadInput, NotFound
 from shared_code.jobs import Job, TargetKind
 from shared_code.ledger import RecipientKey
-from shared_code.notifications import Notification
+from shared_code.notifications import Notification, NotificationState
 from shared_code.services import Services
 
 log = logging.getLogger(__name__)
 
 MAX_JOB_BYTES = 48 * 1024  # a queue message holds 64 KiB, and base64 adds a third
 SINGLE_PAGE = "single"
+# A queue message stays invisible at most 7 days and lives 7 days by default: keep an hour's margin.
+MAX_QUEUE_DELAY = 7 * 24 * 3600 - 3600
 
 
 class InternalKind(StrEnum):
@@ -95,26 +103,44 @@ def parse_internal(data: dict[str, Any]) -> ScanJob | PageJob:
     return PageJob(notification, page, keys, attempt)
 
 
-def start(job: Job, services: Services) -> tuple[Notification, bool]:
+def seconds_until(when: datetime | None, now: datetime) -> int:
+    """Whole seconds to wait for `when`, rounded up: a delayed message must never arrive early."""
+    if when is None:
+        return 0
+    return max(0, math.ceil((when - now).total_seconds()))
+
+
+def start(job: Job, services: Services, *, now: datetime | None = None) -> tuple[Notification, bool]:
     """Record the notification (idempotent on its id) and queue its first scan; (notification, created).
 
     Re-queueing the first scan for an existing, unfinished notification is harmless (each
     scan step is a no-op once done) and finishes one whose creator died before queueing it.
+    A future `notBefore` delays that first scan, or parks it for the timer when it is too far.
     """
-    notification, created = services.notifications.create(job)
-    if not notification.stopped and not notification.scan_done:
-        jobs.enqueue(ScanJob(job.id).to_json(), services)
+    now = now or services.clock()
+    delay = seconds_until(job.not_before, now)
+    notification, created = services.notifications.create(job, scheduled=delay > 0, parked=delay > MAX_QUEUE_DELAY,
+                                                          created_at=now)
+    if notification.open and not notification.scan_done and not notification.parked:
+        jobs.enqueue(ScanJob(job.id).to_json(), services, delay_seconds=delay)
     return notification, created
 
 
-def run_scan(scan: ScanJob, services: Services) -> None:
+def run_scan(scan: ScanJob, services: Services, *, now: datetime | None = None) -> None:
     store = services.notifications
     notification = store.get(scan.notification)
     if notification is None:
         raise NotFound(f"no notification {scan.notification!r}")
-    if notification.stopped:
+    if notification.state is NotificationState.STOPPED:
         log.info("notification %s is %s: scan %d skipped", scan.notification, notification.state, scan.index)
         return
+    if notification.state is NotificationState.SCHEDULED:
+        wait = seconds_until(notification.job.not_before, now or services.clock())
+        if wait > 0:  # early (a duplicate first scan, or a clock ahead of the queue's): wait again
+            if not notification.parked:
+                jobs.enqueue(scan.to_json(), services, delay_seconds=min(wait, MAX_QUEUE_DELAY))
+            return
+        store.start_running(scan.notification)
     page_id = f"{scan.index:06d}"
     record = store.get_page(scan.notification, page_id)
     if record is None:
@@ -140,9 +166,12 @@ def _read_page(notification: Notification, scan: ScanJob,
     if target.kind is TargetKind.USER:
         # A user has a handful of conversations: one page (inactive ones are recorded as skipped).
         return [RecipientKey(a.channel_id, a.conversation_id) for a in services.addresses.find_by_user(target.value)], None
+    idle_days = services.settings.address_max_idle_days
+    # Fixed per notification (its creation time), so every page of one broadcast uses the same cut.
+    seen_since = (notification.created_at or services.clock()) - timedelta(days=idle_days) if idle_days else None
     page = services.addresses.page_active(
         page_size=services.settings.broadcast_page_size, continuation=scan.continuation,
-        channel_id=target.value if target.kind is TargetKind.CHANNEL else None,
+        channel_id=target.value if target.kind is TargetKind.CHANNEL else None, seen_since=seen_since,
     )
     return [RecipientKey(a.channel_id, a.conversation_id) for a in page.addresses], page.continuation
 

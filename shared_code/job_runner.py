@@ -78,7 +78,7 @@ def run_job(job: Job, services: Services) -> None:
         address = services.addresses.get(job.target.value)
         if address is None:
             raise NotFound(f"no saved address for conversation {job.target.value!r}")
-        if job.kind is JobKind.DIALOG:
+        if job.kind is JobKind.DIALOG and job.not_before is None:
             from shared_code.dialogs import begin_dialog
 
             begin_dialog(address, job.dialog, job.id, services)

@@ -7,6 +7,12 @@ Wire format, version 1 (JSON, base64 on the queue):
      "text": "...", "locale": "en-US"}
     {"v": 1, "kind": "dialog", "dialog": "survey", "id": "...", "to": ...}
 
+Optional, added compatibly (a message needs `text` or `attachments`):
+`attachments` (list, e.g. Adaptive Cards), `suggestedActions` ({"actions": [...]}); each of
+`text`/`attachments`/`suggestedActions` may instead be a map from locale to value, with
+`defaultLocale` naming the fallback (see content.py); `notBefore` (ISO 8601 with a time zone)
+delays the notification.
+
 `id` is optional for callers (one is made up); it names the notification, so the
 same id sent twice is one notification.
 """
@@ -17,10 +23,12 @@ import base64
 import binascii
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from shared_code.content import Content, LocalizedContent, parse_content
 from shared_code.errors import BadInput
 from shared_code.services import Services
 
@@ -28,6 +36,8 @@ VERSION = 1
 MAX_TEXT_BYTES = 28 * 1024  # the connector refuses larger messages (MessageSizeTooBig)
 MAX_ID_LENGTH = 200
 KNOWN_DIALOGS = frozenset({"survey"})
+# Wire names of the content fields beyond plain `text`, kept as given (validated by parse_content).
+CONTENT_FIELDS = ("attachments", "suggestedActions", "defaultLocale")
 
 
 class JobKind(StrEnum):
@@ -63,16 +73,31 @@ class Job:
     text: str = ""
     locale: str | None = None
     dialog: str = ""
+    # Content beyond a plain string `text`, as given on the wire: a localized `text` map,
+    # `attachments`, `suggestedActions`, `defaultLocale`. Empty for a text-only message.
+    content: dict[str, Any] = field(default_factory=dict)
+    not_before: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"v": VERSION, "kind": self.kind.value, "id": self.id, "to": self.target.to_json()}
         if self.kind is JobKind.MESSAGE:
-            out["text"] = self.text
+            if self.text:
+                out["text"] = self.text
+            out.update(self.content)
             if self.locale:
                 out["locale"] = self.locale
         else:
             out["dialog"] = self.dialog
+        if self.not_before is not None:
+            out["notBefore"] = self.not_before.isoformat()
         return out
+
+    def localized(self) -> LocalizedContent:
+        """The message's content, one per locale (or one for all)."""
+        if not self.content:
+            # Plain text was checked against MAX_TEXT_BYTES alone, as before cards existed.
+            return LocalizedContent({"": Content(self.text)})
+        return parse_content({"text": self.text or None, **self.content})
 
 
 def parse_target(value: Any) -> Target:
@@ -106,17 +131,41 @@ def parse_job(data: Any, *, require_version: bool = True) -> Job:
     locale = data.get("locale")
     if locale is not None and not isinstance(locale, str):
         raise BadInput("locale must be a string such as en-US")
+    not_before = parse_not_before(data.get("notBefore"))
     if kind is JobKind.MESSAGE:
         text = data.get("text")
+        content = {name: data[name] for name in CONTENT_FIELDS if data.get(name) is not None}
+        if isinstance(text, dict) or content:
+            if isinstance(text, dict):
+                content = {"text": text, **content}
+                text = None
+            parse_content({"text": text, **content})  # validates: BadInput says what is wrong
+            return Job(kind, target, job_id, text=text or "", locale=locale or None, content=content,
+                       not_before=not_before)
         if not isinstance(text, str) or not text.strip():
-            raise BadInput("text is required (a non-empty string)")
+            raise BadInput("text is required (a non-empty string), or attachments")
         if len(text.encode()) > MAX_TEXT_BYTES:
             raise BadInput(f"text is longer than {MAX_TEXT_BYTES} bytes")
-        return Job(kind, target, job_id, text=text, locale=locale or None)
+        return Job(kind, target, job_id, text=text, locale=locale or None, not_before=not_before)
     dialog = data.get("dialog")
     if not isinstance(dialog, str) or dialog not in KNOWN_DIALOGS:
         raise BadInput(f"unknown dialog {dialog!r}; known: {', '.join(sorted(KNOWN_DIALOGS))}")
-    return Job(kind, target, job_id, dialog=dialog, locale=locale or None)
+    return Job(kind, target, job_id, dialog=dialog, locale=locale or None, not_before=not_before)
+
+
+def parse_not_before(value: Any) -> datetime | None:
+    """`notBefore`: an ISO 8601 time with a time zone (a zoneless time would mean the server's zone)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadInput("notBefore must be an ISO 8601 time with a time zone, e.g. 2026-12-01T09:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"notBefore {value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise BadInput(f"notBefore {value!r} needs a time zone (Z or +hh:mm)")
+    return parsed
 
 
 def decode_message(body: bytes) -> Any:

@@ -39,9 +39,11 @@ class DeliveryState(StrEnum):
     FAILED = "failed"  # attempts exhausted, refused by the channel, or outcome unknown
     GONE = "gone"  # 403/404: the user removed or blocked the bot; address deactivated
     INACTIVE = "inactive"  # the address was inactive or deleted when its turn came
+    CANCELLED = "cancelled"  # the notification was cancelled before this one's turn
 
 
-TERMINAL = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.GONE, DeliveryState.INACTIVE})
+TERMINAL = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.GONE, DeliveryState.INACTIVE,
+                      DeliveryState.CANCELLED})
 
 
 @dataclass(frozen=True, slots=True)

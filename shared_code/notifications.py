@@ -33,6 +33,7 @@ MAX_SAMPLE_ERRORS = 5
 
 
 class NotificationState(StrEnum):
+    SCHEDULED = "scheduled"  # notBefore is ahead: waiting on a delayed message or the scheduled-notifications timer
     RUNNING = "running"
     DONE = "done"  # derived on read (scan finished, nothing pending), never stored
     STOPPED = "stopped"  # the channel refused the bot as a whole
@@ -47,6 +48,12 @@ class Notification:
     stop_reason: str = ""
     scan_done: bool = False
     created_at: datetime | None = None
+    parked: bool = False  # scheduled beyond the queue's 7 days: the timer queues it when due
+
+    @property
+    def open(self) -> bool:
+        """Not stopped or cancelled: running, or scheduled to run."""
+        return self.state in (NotificationState.RUNNING, NotificationState.SCHEDULED)
 
     @property
     def id(self) -> str:
@@ -65,10 +72,11 @@ class PageCounts:
     gone: int = 0
     inactive: int = 0
     errors: tuple[dict[str, str], ...] = ()
+    cancelled: int = 0  # frozen in a page, never sent: the notification was cancelled first
 
     @property
     def finished(self) -> int:
-        return self.sent + self.failed + self.gone + self.inactive
+        return self.sent + self.failed + self.gone + self.inactive + self.cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +102,7 @@ class Status:
 
     @property
     def state(self) -> NotificationState:
-        if self.notification.stopped:
+        if self.notification.stopped or self.notification.state is NotificationState.SCHEDULED:
             return self.notification.state
         if self.notification.scan_done and self.pending == 0:
             return NotificationState.DONE
@@ -106,13 +114,15 @@ class Status:
             "id": n.id, "state": self.state.value, "kind": n.job.kind.value, "to": n.job.target.to_json(),
             "scanComplete": n.scan_done, "pages": self.pages,
             "total": c.total, "sent": c.sent, "failed": c.failed,
-            "skipped": {"inactive": c.inactive, "gone": c.gone}, "pending": self.pending,
+            "skipped": {"inactive": c.inactive, "gone": c.gone}, "cancelled": c.cancelled, "pending": self.pending,
             "errors": list(c.errors),
         }
         if n.stop_reason:
             out["stopReason"] = n.stop_reason
         if n.created_at:
             out["createdAt"] = n.created_at.isoformat()
+        if n.job.not_before is not None:
+            out["notBefore"] = n.job.not_before.isoformat()
         return out
 
 
@@ -126,26 +136,35 @@ class NotificationStore:
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
-    def create(self, job: Job) -> tuple[Notification, bool]:
+    @property
+    def table(self) -> TableClient:
+        return self._table
+
+    def create(self, job: Job, *, scheduled: bool = False, parked: bool = False,
+               created_at: datetime | None = None) -> tuple[Notification, bool]:
         """Insert the notification unless it exists; (notification, created).
 
         The same id with a different payload is a Conflict (409): a reused key, not a retry.
+        `scheduled`: it waits for its notBefore; `parked`: too far ahead for a delayed message.
         """
         ensure_table(self._table)
         digest = payload_hash(job)
+        state = NotificationState.SCHEDULED if scheduled else NotificationState.RUNNING
         entity = {
             "PartitionKey": encode_key(job.id), "RowKey": NOTIFICATION_ROW,
             "NotificationId": job.id, "Job": json.dumps(job.to_json(), ensure_ascii=False),
-            "PayloadHash": digest, "State": NotificationState.RUNNING.value, "StopReason": "",
-            "ScanDone": False, "CreatedAt": datetime.now(UTC),
+            "PayloadHash": digest, "State": state.value, "StopReason": "",
+            "ScanDone": False, "CreatedAt": (created_at or datetime.now(UTC)).astimezone(UTC), "Parked": parked,
         }
+        if job.not_before is not None:
+            entity["NotBefore"] = job.not_before.astimezone(UTC)
         try:
             self._table.create_entity(entity)
             return _notification(entity), True
         except ResourceExistsError:
             existing = self.get(job.id)
             if existing is None:  # deleted in between: try once more
-                return self.create(job)
+                return self.create(job, scheduled=scheduled, parked=parked, created_at=created_at)
             if existing.payload_hash != digest:
                 raise Conflict(f"notification id {job.id!r} was already used for a different notification") from None
             return existing, False
@@ -158,22 +177,44 @@ class NotificationStore:
             return None
 
     def stop(self, notification_id: str, state: NotificationState, reason: str) -> None:
-        """Stop a running notification; the first reason given is the one kept."""
+        """Stop a running or scheduled notification; the first reason given is the one kept."""
+        self._move(notification_id, (NotificationState.RUNNING, NotificationState.SCHEDULED),
+                   {"State": state.value, "StopReason": reason[:1000]})
+
+    def start_running(self, notification_id: str) -> None:
+        """A scheduled notification's time has come (its first scan runs); a cancelled one stays cancelled."""
+        self._move(notification_id, (NotificationState.SCHEDULED,),
+                   {"State": NotificationState.RUNNING.value, "Parked": False})
+
+    def unpark(self, notification_id: str) -> None:
+        """The timer queued it: later pickups leave it alone."""
+        self._move(notification_id, (NotificationState.SCHEDULED,), {"Parked": False})
+
+    def _move(self, notification_id: str, from_states: tuple[NotificationState, ...], changes: dict[str, Any]) -> None:
+        # ETag-guarded: a cancel racing the first scan ends either cancelled or running, never half.
         for _ in range(5):
             try:
                 entity = self._table.get_entity(encode_key(notification_id), NOTIFICATION_ROW)
             except ResourceNotFoundError:
                 return
-            if entity.get("State") != NotificationState.RUNNING.value:
+            if entity.get("State") not in {s.value for s in from_states}:
                 return
             try:
                 self._table.update_entity(
-                    {"PartitionKey": entity["PartitionKey"], "RowKey": NOTIFICATION_ROW,
-                     "State": state.value, "StopReason": reason[:1000]},
+                    {"PartitionKey": entity["PartitionKey"], "RowKey": NOTIFICATION_ROW, **changes},
                     mode=UpdateMode.MERGE, etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified)
                 return
             except ResourceModifiedError:
                 continue
+
+    def parked_due(self, until: datetime) -> list[Notification]:
+        """Parked notifications whose notBefore is at or before `until` (parameterized query)."""
+        ensure_table(self._table)
+        rows = self._table.query_entities(
+            "RowKey eq @row and Parked eq @parked and State eq @state and NotBefore le @until",
+            parameters={"row": NOTIFICATION_ROW, "parked": True, "state": NotificationState.SCHEDULED.value,
+                        "until": until.astimezone(UTC)})
+        return [_notification(row) for row in rows]
 
     def mark_scan_done(self, notification_id: str) -> None:
         self._table.update_entity({"PartitionKey": encode_key(notification_id), "RowKey": NOTIFICATION_ROW,
@@ -193,7 +234,7 @@ class NotificationStore:
             "PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
             "Next": json.dumps(next_continuation) if next_continuation is not None else "",
             "Last": next_continuation is None, "Enqueued": False, "Total": len(keys),
-            "Sent": 0, "Failed": 0, "Gone": 0, "Inactive": 0, "Errors": "[]",
+            "Sent": 0, "Failed": 0, "Gone": 0, "Inactive": 0, "Cancelled": 0, "Errors": "[]",
             "KeyChunks": 0,
         }
         chunks = [text[i:i + _KEYS_CHUNK] for i in range(0, len(text), _KEYS_CHUNK)] or ["[]"]
@@ -227,7 +268,8 @@ class NotificationStore:
                 self._table.update_entity(
                     {"PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
                      "Sent": counts.sent, "Failed": counts.failed, "Gone": counts.gone,
-                     "Inactive": counts.inactive, "Errors": json.dumps(list(counts.errors))},
+                     "Inactive": counts.inactive, "Cancelled": counts.cancelled,
+                     "Errors": json.dumps(list(counts.errors))},
                     mode=UpdateMode.MERGE, etag=record.etag, match_condition=MatchConditions.IfNotModified)
                 return
             except ResourceModifiedError:
@@ -239,11 +281,11 @@ class NotificationStore:
         rows = self._table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": encode_key(notification_id)},
             select=["RowKey", "NotificationId", "Job", "PayloadHash", "State", "StopReason", "ScanDone",
-                    "CreatedAt", "Total", "Sent", "Failed", "Gone", "Inactive", "Errors"],
+                    "CreatedAt", "Parked", "Total", "Sent", "Failed", "Gone", "Inactive", "Cancelled", "Errors"],
         )
         notification: Notification | None = None
         pages = 0
-        total = sent = failed = gone = inactive = 0
+        total = sent = failed = gone = inactive = cancelled = 0
         errors: list[dict[str, str]] = []
         for row in rows:
             if row["RowKey"] == NOTIFICATION_ROW:
@@ -255,11 +297,12 @@ class NotificationStore:
             failed += int(row.get("Failed") or 0)
             gone += int(row.get("Gone") or 0)
             inactive += int(row.get("Inactive") or 0)
+            cancelled += int(row.get("Cancelled") or 0)
             if len(errors) < MAX_SAMPLE_ERRORS:
                 errors.extend(json.loads(row.get("Errors") or "[]")[: MAX_SAMPLE_ERRORS - len(errors)])
         if notification is None:
             return None
-        return Status(notification, pages, PageCounts(total, sent, failed, gone, inactive, tuple(errors)))
+        return Status(notification, pages, PageCounts(total, sent, failed, gone, inactive, tuple(errors), cancelled))
 
 
 def _notification(entity: Any) -> Notification:
@@ -270,7 +313,7 @@ def _notification(entity: Any) -> Notification:
     return Notification(
         job=job, payload_hash=entity["PayloadHash"], state=NotificationState(entity.get("State") or "running"),
         stop_reason=entity.get("StopReason") or "", scan_done=bool(entity.get("ScanDone")),
-        created_at=created if isinstance(created, datetime) else None,
+        created_at=created if isinstance(created, datetime) else None, parked=bool(entity.get("Parked")),
     )
 
 
@@ -280,7 +323,7 @@ def _page(entity: Any) -> PageRecord:
     nxt = entity.get("Next") or ""
     counts = PageCounts(int(entity.get("Total") or 0), int(entity.get("Sent") or 0), int(entity.get("Failed") or 0),
                         int(entity.get("Gone") or 0), int(entity.get("Inactive") or 0),
-                        tuple(json.loads(entity.get("Errors") or "[]")))
+                        tuple(json.loads(entity.get("Errors") or "[]")), int(entity.get("Cancelled") or 0))
     return PageRecord(page=entity["RowKey"][len(PAGE_PREFIX):], keys=keys,
                       next_continuation=json.loads(nxt) if nxt else None, last=bool(entity.get("Last")),
                       enqueued=bool(entity.get("Enqueued")), counts=counts,

@@ -30,13 +30,17 @@ def find_address(conversation_id: str, services: Services) -> Address:
 
 def notify(data: dict[str, Any], services: Services, *, request_url: str = "") -> Answer:
     """POST /api/notify. One conversation and a message: sent now (200 with the activity id).
-    One conversation and a dialog: started now (200 with {"started": bool}). Anything else: a notification, idempotent on the caller's `id`, fanned out on the queue (202)."""
+    One conversation and a dialog: started now (200 with {"started": bool}). Anything else, and
+    anything with `notBefore`: a notification, idempotent on the caller's `id`, on the queue (202)."""
     job = parse_job(data, require_version=False)
-    if job.target.is_single and job.kind is JobKind.MESSAGE:
+    at_once = job.target.is_single and job.not_before is None
+    if at_once and job.kind is JobKind.MESSAGE:
         address = find_address(job.target.value, services)
-        activity_id = send_proactive_message(address, services, text=job.text, locale=job.locale)
+        fields = job.localized().for_locale(address.reference.locale).activity_fields()
+        activity_id = send_proactive_message(address, services, text=fields.pop("text", ""), locale=job.locale,
+                                             extra=fields or None)
         return Answer(200, {"id": activity_id, "conversation": address.conversation_id})
-    if job.target.is_single and job.kind is JobKind.DIALOG:
+    if at_once and job.kind is JobKind.DIALOG:
         return Answer(200, start_dialog(job, services))
     _check_target_exists(job, services)
     notification, created = fanout.start(job, services)

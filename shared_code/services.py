@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,8 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
+        # What "now" is for scheduling and retention: tests move it days ahead instead of sleeping.
+        self.clock: Callable[[], datetime] = _utc_now
 
     @cached_property
     def http_session(self):  # noqa: ANN201 - requests.Session, imported lazily
@@ -100,6 +104,10 @@ class Services:
         from azure.storage.queue import QueueClient
 
         return QueueClient.from_connection_string(self.settings.storage_connection, name or self.settings.jobs_queue)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 _current: Services | None = None

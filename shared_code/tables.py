@@ -49,3 +49,33 @@ def ensure_table(table: TableClient) -> None:
     except ResourceExistsError:
         pass
     _known_tables.add(known)
+
+
+def delete_partition(table: TableClient, partition_key: str, *, page_size: int = 100,
+                     keep_last: str | None = None) -> int:
+    """Delete every entity of one partition, a page (one transaction of at most 100) at a time;
+    returns how many went. `keep_last` names a row deleted only after all the others, so a purge
+    cut short leaves the record that lets the next run find the rest."""
+    deleted = 0
+    last: dict[str, str] | None = None
+    try:
+        query = table.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key},
+                                     select=["PartitionKey", "RowKey"], results_per_page=page_size)
+        for page in query.by_page():
+            batch = []
+            for entity in page:
+                keys = {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}
+                if keep_last is not None and entity["RowKey"] == keep_last:
+                    last = keys
+                else:
+                    batch.append(("delete", keys))
+            for start in range(0, len(batch), 100):
+                table.submit_transaction(batch[start:start + 100])
+                deleted += len(batch[start:start + 100])
+        if last is not None:
+            table.delete_entity(last["PartitionKey"], last["RowKey"])
+            deleted += 1
+    except HttpResponseError as error:
+        if not is_table_missing(error):
+            raise
+    return deleted

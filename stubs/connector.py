@@ -99,6 +99,7 @@ class ConnectorStub:
         self.on_activity = on_activity
         self._lock = threading.Lock()
         self._activities: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._arrivals: dict[str, list[float]] = defaultdict(list)  # time.time() of each stored activity
         self._attempts: dict[str, int] = defaultdict(int)
         self._queued: dict[str, list[Fault]] = defaultdict(list)
         self.requests: list[tuple[str, str, bool]] = []  # (method, path, had a bearer token)
@@ -131,6 +132,11 @@ class ConnectorStub:
     def all_activities(self) -> dict[str, list[dict[str, Any]]]:
         with self._lock:
             return {k: list(v) for k, v in self._activities.items() if v}
+
+    def arrival_times(self, conversation_id: str) -> list[float]:
+        """When each of the conversation's activities arrived (epoch seconds), in order."""
+        with self._lock:
+            return list(self._arrivals.get(conversation_id, ()))
 
     def texts(self, conversation_id: str) -> list[str]:
         return [a.get("text", "") for a in self.activities(conversation_id)]
@@ -201,6 +207,7 @@ class ConnectorStub:
             stored["replyToId"] = unquote(parts[5])
         with self._lock:
             self._activities[conversation_id].append(stored)
+            self._arrivals[conversation_id].append(time.time())
         if self.on_activity is not None:
             self.on_activity(conversation_id, stored)
         return StubResponse(200, {"id": activity_id})
@@ -216,6 +223,7 @@ class ConnectorStub:
             stored = dict(body["activity"], id=activity_id)
             with self._lock:
                 self._activities[conversation_id].append(stored)
+            self._arrivals[conversation_id].append(time.time())
         if stored is not None and self.on_activity is not None:
             self.on_activity(conversation_id, stored)
         return StubResponse(201, {"id": conversation_id, "activityId": activity_id, "serviceUrl": self.url})

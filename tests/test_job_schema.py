@@ -11,6 +11,9 @@ import pytest
 from shared_code.errors import BadInput
 from shared_code.jobs import parse_job
 
+CARD = {"contentType": "application/vnd.microsoft.card.adaptive",
+        "content": {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "hi"}]}}
+ACTIONS = {"actions": [{"type": "imBack", "title": "Yes", "value": "yes"}]}
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "job.v1.schema.json").read_text())
 
 GOOD = [
@@ -19,6 +22,13 @@ GOOD = [
     {"v": 1, "kind": "dialog", "dialog": "survey", "to": {"user": "u"}},
     {"v": 1, "dialog": "survey", "to": {"channel": "msteams"}, "id": "x" * 200},
     {"v": 1, "to": "all", "text": "x" * 28672},
+    {"v": 1, "to": "all", "attachments": [CARD]},
+    {"v": 1, "to": "all", "text": "hi", "attachments": [CARD], "suggestedActions": ACTIONS},
+    {"v": 1, "to": "all", "text": {"en": "hi", "fr": "salut"}, "defaultLocale": "en"},
+    {"v": 1, "to": "all", "attachments": {"en": [CARD], "fr": [CARD]}},
+    {"v": 1, "to": "all", "text": "hi", "suggestedActions": {"en": ACTIONS, "fr": ACTIONS}},
+    {"v": 1, "to": "all", "text": "hi", "notBefore": "2026-12-01T09:00:00Z"},
+    {"v": 1, "dialog": "survey", "to": "all", "notBefore": "2026-12-01T09:00:00.5+01:00"},
 ]
 BAD = [
     "not an object",
@@ -37,6 +47,17 @@ BAD = [
     {"v": 1, "to": "all", "text": "hi", "id": "x" * 201},
     {"v": 1, "kind": "dialog", "dialog": "quiz", "to": "all"},
     {"v": 1, "kind": "dialog", "to": "all"},
+    {"v": 1, "to": "all", "attachments": "a card"},
+    {"v": 1, "to": "all", "attachments": [{"content": {}}]},  # no contentType
+    {"v": 1, "to": "all", "attachments": [{"contentType": CARD["contentType"], "content": "{not json"}]},
+    {"v": 1, "to": "all", "attachments": [{"contentType": CARD["contentType"], "content": {"type": "HeroCard"}}]},
+    {"v": 1, "to": "all", "text": "hi", "suggestedActions": {"actions": []}},
+    {"v": 1, "to": "all", "text": "hi", "suggestedActions": {"actions": [{"type": "dance", "title": "x"}]}},
+    {"v": 1, "to": "all", "text": {"en": 5}},
+    {"v": 1, "to": "all", "text": "hi", "notBefore": "2026-12-01T09:00:00"},  # no time zone
+    {"v": 1, "to": "all", "text": "hi", "notBefore": "tomorrow"},
+    {"v": 1, "to": "all", "text": "hi", "notBefore": 1764579600},
+    {"v": 1, "to": "all", "text": "hi", "defaultLocale": 3},
 ]
 
 

@@ -1,0 +1,69 @@
+"""Fresh data: serviceUrl changes picked up, idle addresses skipped by broadcasts, the purge takes only the old."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from azure.functions.timer import TimerRequest
+
+import MessagesFunction
+import PurgeFunction
+from shared_code import services
+from shared_code.ledger import partition_key
+from tests.builders import http_request, message
+from tests.extras_support import call, drain, seed, status
+
+
+def post_activity(activity: dict):
+    return MessagesFunction.main(http_request("POST", "http://localhost/api/messages", activity))
+
+
+def ledger_rows(notification_id: str) -> int:
+    table = services.get().table_service.get_table_client(services.get().settings.deliveries_table)
+    rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key(notification_id, "000000")})
+    return len(list(rows))
+
+
+def test_a_service_url_change_in_a_new_activity_is_picked_up(app_env, connector):
+    post_activity(message("https://old.example/", "hi", conversation_id="c-1"))
+
+    response = post_activity(message(connector.url, "hi again", conversation_id="c-1"))
+
+    assert response.status_code == 200
+    assert services.get().addresses.get("c-1").reference.service_url == connector.url
+    call("POST", {"to": {"conversation": "c-1"}, "text": "reachable"})
+    assert connector.texts("c-1")[-1] == "reachable"
+
+
+def test_broadcasts_skip_addresses_idle_longer_than_the_max(app_env, connector):
+    app_env.set(AddressMaxIdleDays="30")
+    now = datetime.now(UTC)
+    seed(connector, {"fresh": "en-US"}, now=now - timedelta(days=29))
+    seed(connector, {"idle": "en-US"}, now=now - timedelta(days=31))
+
+    call("POST", {"to": "all", "id": "news", "text": "news"})
+    drain(app_env, lambda: status("news")["state"] == "done")
+
+    assert (status("news")["total"], connector.texts("fresh"), connector.texts("idle")) == (1, ["news"], [])
+
+
+def test_purge_removes_exactly_what_is_past_retention(app_env, connector):
+    app_env.set(AddressRetentionDays="90", DeliveryRetentionDays="30")
+    app, now = services.get(), datetime.now(UTC)
+    seed(connector, {"old": "en-US"}, now=now - timedelta(days=91))
+    seed(connector, {"recent": "en-US", "c-3": "en-US"}, now=now - timedelta(days=89))
+    app.clock = lambda: now - timedelta(days=31)
+    call("POST", {"to": "all", "id": "old-done", "text": "a"})
+    call("POST", {"to": "all", "id": "old-scheduled", "text": "b", "notBefore": (now + timedelta(days=1)).isoformat()})
+    drain(app_env, lambda: status("old-done")["state"] == "done")
+    app.clock = lambda: now - timedelta(days=29)
+    call("POST", {"to": "all", "id": "recent-done", "text": "c"})
+    drain(app_env, lambda: status("recent-done")["state"] == "done")
+    app.clock = lambda: now
+
+    PurgeFunction.main(TimerRequest(past_due=False))
+
+    assert [app.addresses.get(cid) is not None for cid in ("old", "recent", "c-3")] == [False, True, True]
+    assert [call("GET", notification_id=n).status_code for n in ("old-done", "old-scheduled", "recent-done")] == [
+        404, 200, 200]
+    assert (ledger_rows("old-done"), ledger_rows("recent-done")) == (0, 3)
