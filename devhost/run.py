@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -20,12 +21,24 @@ DEFAULT_PORT = 7071
 
 
 def ensure_local_settings(root: Path) -> bool:
-    """Create local.settings.json from the example when missing (it is not committed); True if created."""
+    """Create local.settings.json from the example when missing (it is not committed); True if created.
+
+    An existing file gains the settings the example has and it lacks (a newer version of the
+    app may read more), so the host does not refuse to start over a setting nobody set.
+    """
     target = root / "local.settings.json"
-    if target.exists():
-        return False
-    shutil.copyfile(root / "local.settings.example.json", target)
-    return True
+    example = root / "local.settings.example.json"
+    if not target.exists():
+        shutil.copyfile(example, target)
+        return True
+    mine = json.loads(target.read_text())
+    values = mine.setdefault("Values", {})
+    missing = {k: v for k, v in json.loads(example.read_text()).get("Values", {}).items() if k not in values}
+    if missing:
+        values.update(missing)
+        target.write_text(json.dumps(mine, indent=2) + "\n")
+        print(f"Added to {target.name} from the example: {', '.join(sorted(missing))}", flush=True)
+    return False
 
 
 class _ConsoleFormatter(logging.Formatter):

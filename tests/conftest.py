@@ -77,6 +77,8 @@ def app_env(storage_connection: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
         # Set, even empty, so a local.settings.json copied into the environment cannot change a test.
         "SurveyQuestions": "",
         "SurveySchedule": "0 0 9 * * 1-5",
+        "ScheduledNotificationsSchedule": "0 */5 * * * *",
+        "PurgeSchedule": "0 30 3 * * *",
         "SurveyAudience": "all",
     }
     for key, value in values.items():

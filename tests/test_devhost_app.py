@@ -83,3 +83,14 @@ def test_run_uses_a_free_port_when_the_wanted_one_is_busy(tmp_path: Path) -> Non
             assert host.url != f"http://localhost:{port}"
         finally:
             host.stop()
+
+
+def test_run_adds_settings_a_newer_example_has_to_an_existing_local_settings(tmp_path: Path) -> None:
+    (tmp_path / "local.settings.example.json").write_text(json.dumps({"Values": {"A": "1", "New": "2"}}))
+    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": {"A": "mine"}, "Host": {"LocalHttpPort": 1}}))
+
+    created = ensure_local_settings(tmp_path)
+
+    assert created is False
+    assert json.loads((tmp_path / "local.settings.json").read_text()) == {
+        "Values": {"A": "mine", "New": "2"}, "Host": {"LocalHttpPort": 1}}
