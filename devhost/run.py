@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Azurite:        queue :{emulator.ports['queue']}, table :{emulator.ports['table']}, "
               f"blob :{emulator.ports['blob']} (data in {emulator.folder}, removed at exit)")
         print(f"Functions host: {host.url}   (log: {log_file})")
+        # Scripts in another terminal (the notify CLI, a service putting jobs on the queue) need this Azurite.
+        print(f"Storage:        export AzureWebJobsStorage='{emulator.connection_string}'")
         for name, why in host.skipped.items():
             print(f"                {name} is not running: {why}")
         print(f"Bot endpoint:   {channel.bot_url}")
