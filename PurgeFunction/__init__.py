@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import azure.functions as func
 
-from shared_code import retention, services
+from shared_code import retention, services, telemetry
+
+log = logging.getLogger(__name__)
 
 
-def main(timer: func.TimerRequest) -> None:
-    retention.purge(services.get())
+def main(timer: func.TimerRequest, context: func.Context = None) -> None:
+    with telemetry.track(log, "PurgeFunction", getattr(context, "invocation_id", None)) as outcome:
+        result = retention.purge(services.get())
+        outcome.set(**dataclasses.asdict(result))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import azure.functions as func
 
-from shared_code import scheduling, services
+from shared_code import scheduling, services, telemetry
+
+log = logging.getLogger(__name__)
 
 
-def main(timer: func.TimerRequest) -> None:
-    scheduling.pick_up_due(services.get())
+def main(timer: func.TimerRequest, context: func.Context = None) -> None:
+    with telemetry.track(log, "ScheduledNotificationsFunction", getattr(context, "invocation_id", None)) as outcome:
+        outcome.set(queued=len(scheduling.pick_up_due(services.get())))

@@ -9,6 +9,7 @@ from azure.functions.timer import TimerRequest
 import MessagesFunction
 import NotifyFunction
 import NotifyQueueFunction
+import PurgeFunction
 import TimerSurveyFunction
 from tests.builders import http_request, message, queue_message
 
@@ -75,3 +76,13 @@ def test_a_bearer_token_in_a_log_message_never_reaches_the_handlers(app_env, con
         log_filter.filter(record)
 
     assert "abc.def.ghi" not in record.getMessage()
+
+
+def test_the_purge_logs_what_it_deleted(app_env, caplog):
+    caplog.set_level(logging.INFO)
+
+    PurgeFunction.main(TimerRequest(past_due=False), Context())
+
+    [line] = outcome_lines(caplog)
+    assert line.levelno == logging.INFO
+    assert "function=PurgeFunction" in line.getMessage() and "addresses=0" in line.getMessage()
