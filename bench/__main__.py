@@ -69,7 +69,12 @@ def main(argv: list[str]) -> int:
         if args.only and name not in args.only:
             continue
         print(f"measuring {name} ...", flush=True)
-        result = measure()
+        saved = dict(os.environ)
+        try:
+            result = measure()
+        finally:  # in-process figures set app settings; the next figure starts from a clean environment
+            os.environ.clear()
+            os.environ.update(saved)
         figures.extend(result if isinstance(result, list) else [result])
     elapsed = time.monotonic() - started
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
