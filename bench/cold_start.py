@@ -51,10 +51,10 @@ def measure(runs: int = RUNS) -> list[Figure]:
     ratio = paired_ratio(ours_wall, base_wall)
     import_ratio = paired_ratio([i["import_s"] for i in ours_info], [i["import_s"] for i in base_info])
     return [
-        Figure(f"cold start: process start to first turn served (wall, median of {runs})",
+        Figure(f"4. cold start: process start to first turn served (wall, median of {runs})",
                f"{median(ours_wall) * 1000:.0f} ms", f"{median(base_wall) * 1000:.0f} ms",
                f"{ratio:.2f}", "≤ 0.5", ratio <= 0.5),
-        Figure("cold start: imports only",
+        Figure("4. cold start: imports only",
                f"{median([i['import_s'] for i in ours_info]) * 1000:.0f} ms, {ours_info[0]['modules']} modules",
                f"{median([i['import_s'] for i in base_info]) * 1000:.0f} ms, {base_info[0]['modules']} modules",
                f"{import_ratio:.2f}", "", None),

@@ -1,0 +1,73 @@
+"""The dev host (`python -m devhost`) in a subprocess, as a developer runs it, for end-to-end figures.
+
+A subprocess and not `Host(...)` in the bench's own process: the host's request and
+queue threads must not share a GIL with the client that times them.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+
+from bench.common import ROOT
+
+START_TIMEOUT = 60.0
+
+
+class HostProcess:
+    """`with HostProcess(settings) as host:` runs the app at `host.url`; the tail of its log is kept for errors."""
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        # The timer function is off: a survey on its schedule would add sends the figures do not expect.
+        self._env = dict(os.environ, **settings, PYTHONUNBUFFERED="1",
+                         **{"AzureWebJobs.TimerSurveyFunction.Disabled": "true"})
+        self._env.setdefault("SurveySchedule", "0 0 9 * * 1-5")
+        self._process: subprocess.Popen[str] | None = None
+        self._log: deque[str] = deque(maxlen=40)
+        self.url = ""
+
+    def __enter__(self) -> HostProcess:
+        self._process = subprocess.Popen([sys.executable, "-m", "devhost", "--root", ROOT, "--port", "0"],
+                                         cwd=ROOT, env=self._env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True, start_new_session=True)
+        lines: queue.Queue[str] = queue.Queue()
+        # The pipe must be drained for the host's whole life, or a chatty log blocks it.
+        threading.Thread(target=self._drain, args=(lines,), daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                if self._process.poll() is not None:
+                    break
+                continue
+            if line.startswith("devhost: listening on "):
+                self.url = line.split("listening on ", 1)[1].split()[0]
+                return self
+        self.__exit__()
+        raise RuntimeError("the dev host did not start:\n" + self.log_tail())
+
+    def _drain(self, lines: queue.Queue[str]) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            self._log.append(line.rstrip())
+            if not self.url:
+                lines.put(line)
+
+    def log_tail(self) -> str:
+        return "\n".join(self._log)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()  # SIGTERM: the host stops cleanly
+        try:
+            self._process.wait(20)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(5)
