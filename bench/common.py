@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from devhost import azurite
+from shared_code.config import storage_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,17 +43,7 @@ def storage() -> Iterator[str]:
 def app_settings(connection: str, **extra: str) -> dict[str, str]:
     """Settings for one benchmark run: local mode, fresh tables and queue."""
     suffix = uuid.uuid4().hex[:10]
-    values = {
-        "AzureWebJobsStorage": connection,
-        "MicrosoftAppId": "",
-        "MicrosoftAppPassword": "",
-        "AddressesTableName": f"addr{suffix}",
-        "DialogStateTableName": f"state{suffix}",
-        "SurveyAnswersTableName": f"answers{suffix}",
-        "DeliveriesTableName": f"deliv{suffix}",
-        "NotificationsTableName": f"notif{suffix}",
-        "JobsQueueName": f"jobs-{suffix}",
-    }
+    values = {"AzureWebJobsStorage": connection, "MicrosoftAppId": "", "MicrosoftAppPassword": "", **storage_names(suffix)}
     values.update(extra)
     return values
 

@@ -6,6 +6,7 @@ queue threads must not share a GIL with the client that times them.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 from bench.common import ROOT
 
@@ -23,10 +25,12 @@ class HostProcess:
     """`with HostProcess(settings) as host:` runs the app at `host.url`; the tail of its log is kept for errors."""
 
     def __init__(self, settings: dict[str, str]) -> None:
-        # The timer function is off: a survey on its schedule would add sends the figures do not expect.
-        self._env = dict(os.environ, **settings, PYTHONUNBUFFERED="1",
-                         **{"AzureWebJobs.TimerSurveyFunction.Disabled": "true"})
-        self._env.setdefault("SurveySchedule", "0 0 9 * * 1-5")
+        # Every setting the app reads has the example's value unless the run says otherwise, as a fresh
+        # `make run` would; the timers are off: their work would mix with what the figures measure.
+        example = json.loads((Path(ROOT) / "local.settings.example.json").read_text())["Values"]
+        timers_off = {f"AzureWebJobs.{name}.Disabled": "true"
+                      for name in ("TimerSurveyFunction", "ScheduledNotificationsFunction", "PurgeFunction")}
+        self._env = {**example, **os.environ, **settings, "PYTHONUNBUFFERED": "1", **timers_off}
         self._process: subprocess.Popen[str] | None = None
         self._log: deque[str] = deque(maxlen=40)
         self.url = ""

@@ -142,3 +142,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if settings.microsoft_app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
         raise ConfigError(f"setting MicrosoftAppType must be MultiTenant or SingleTenant, not {settings.microsoft_app_type!r}")
     return settings
+
+
+def storage_names(suffix: str) -> dict[str, str]:
+    """Table and queue settings of their own for `suffix`: several apps (tests, benchmarks) share one account."""
+    return {
+        "AddressesTableName": f"addr{suffix}",
+        "DialogStateTableName": f"state{suffix}",
+        "SurveyAnswersTableName": f"answers{suffix}",
+        "DeliveriesTableName": f"deliv{suffix}",
+        "NotificationsTableName": f"notif{suffix}",
+        "JobsQueueName": f"jobs-{suffix}",
+    }

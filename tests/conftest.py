@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from devhost import azurite as azurite_launcher
+from shared_code.config import storage_names
 from stubs.connector import ConnectorStub
 from stubs.token import TokenStub
 
@@ -66,12 +67,7 @@ def app_env(storage_connection: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
         "AzureWebJobsStorage": storage_connection,
         "MicrosoftAppId": "",
         "MicrosoftAppPassword": "",
-        "AddressesTableName": f"addr{suffix}",
-        "DialogStateTableName": f"state{suffix}",
-        "SurveyAnswersTableName": f"answers{suffix}",
-        "DeliveriesTableName": f"deliv{suffix}",
-        "NotificationsTableName": f"notif{suffix}",
-        "JobsQueueName": f"jobs-{suffix}",
+        **storage_names(suffix),
         "TrustedServiceUrls": "",
         "PublicBaseUrl": "http://localhost:7071",
         # Set, even empty, so a local.settings.json copied into the environment cannot change a test.
