@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import statistics
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from devhost import azurite
@@ -27,17 +25,8 @@ class Figure:
     met: bool | None  # None: no target
 
 
-@contextmanager
-def storage() -> Iterator[str]:
-    """Azurite's connection string: the one `make bench` started, or a fresh one."""
-    if os.environ.get("AZURITE_RUNNING") == "1" and os.environ.get("AzureWebJobsStorage"):
-        yield os.environ["AzureWebJobsStorage"]
-        return
-    emulator = azurite.start(blob=False)
-    try:
-        yield emulator.connection_string
-    finally:
-        emulator.stop()
+# Azurite's connection string: the one `make bench` started, or a fresh one.
+storage = azurite.running
 
 
 def app_settings(connection: str, **extra: str) -> dict[str, str]:

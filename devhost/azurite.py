@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +99,20 @@ def start(folder: Path | None = None, *, blob: bool = True, timeout: float = 60.
     output = log_path.read_text()
     Azurite(process=process, folder=folder, ports=ports, owns_folder=owns).stop()
     raise RuntimeError(f"Azurite did not start:\n{output}")
+
+
+@contextmanager
+def running(*, blob: bool = False) -> Iterator[str]:
+    """A connection string for the block: the Azurite this process runs under (`python -m devhost.azurite --`,
+    as `make test` and `make bench` do), or a fresh one stopped when the block ends."""
+    if os.environ.get("AZURITE_RUNNING") == "1" and os.environ.get("AzureWebJobsStorage"):
+        yield os.environ["AzureWebJobsStorage"]
+        return
+    emulator = start(blob=blob)
+    try:
+        yield emulator.connection_string
+    finally:
+        emulator.stop()
 
 
 def main(argv: list[str]) -> int:

@@ -3,7 +3,6 @@ the Bot Framework stubs over HTTP, and the app's settings pointed at all of them
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,14 +18,8 @@ from stubs.token import TokenStub
 @pytest.fixture(scope="session")
 def storage_connection() -> Iterator[str]:
     """The Azurite connection string: the one `make test` started, or one started here."""
-    if os.environ.get("AZURITE_RUNNING") == "1" and os.environ.get("AzureWebJobsStorage"):
-        yield os.environ["AzureWebJobsStorage"]
-        return
-    emulator = azurite_launcher.start(blob=False)
-    try:
-        yield emulator.connection_string
-    finally:
-        emulator.stop()
+    with azurite_launcher.running() as connection:
+        yield connection
 
 
 @pytest.fixture
