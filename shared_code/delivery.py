@@ -31,6 +31,9 @@ from shared_code.services import Services
 log = logging.getLogger(__name__)
 
 MAX_SAMPLE_ERRORS = 3
+# A 429's Retry-After pauses every send of the process, up to this long; the throttled
+# recipient itself goes back to the queue with the whole delay.
+MAX_THROTTLE_HOLD = 10.0
 
 
 class Outcome(StrEnum):
@@ -73,17 +76,22 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
     stop_reason: list[str] = []
     activity_fields = _content(notification)
 
+    limiter = process_limiter(settings.send_rate_per_second)
+
     def send_one(key: RecipientKey, take_token: Callable[[], None]) -> Result:
         try:
-            return _deliver(key, known.get(key), notification, job, services, activity_fields, take_token, stop,
-                            after_send)
+            result = _deliver(key, known.get(key), notification, job, services, activity_fields, take_token, stop,
+                              after_send)
+            if result.outcome is Outcome.RETRY and result.code == "throttled" and result.wait > 0:
+                limiter.hold(min(result.wait * settings.retry_delay_scale, MAX_THROTTLE_HOLD))
+            return result
         except AppRejected as rejected:
             stop_reason.append(f"{rejected.code}: {rejected.message}")
             stop.set()
             return Result(Outcome.STOPPED, code=rejected.code)
 
     results = send_all(job.keys, send_one, concurrency=settings.send_concurrency,
-                       limiter=process_limiter(settings.send_rate_per_second), stop=stop)
+                       limiter=limiter, stop=stop)
     if stop_reason:
         store.stop(job.notification, NotificationState.STOPPED, stop_reason[0])
     tally: dict[Outcome, int] = {}

@@ -38,6 +38,15 @@ class TokenBucket:
             self._sleep(wait)
         return wait
 
+    def hold(self, seconds: float) -> None:
+        """Give out no token for `seconds` from now (the channel said 429 with Retry-After: the
+        per-app quota is spent for everyone in the process, not only for that one recipient)."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            self._tokens = min(self._tokens, -seconds * self.rate)
+
 
 # One bucket per rate for the whole process (all page jobs an instance runs share the quota).
 # A cache that is safe to lose: a new bucket starts full, which is at most one burst extra.

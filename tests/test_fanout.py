@@ -186,3 +186,19 @@ def test_a_bot_refused_by_the_channel_stops_the_whole_broadcast(app_env, connect
     assert got["stopReason"].startswith("BotDisabledByAdmin")
     assert connector.total_delivered() == delivered < 50
     assert got["sent"] == delivered
+
+
+def test_a_429_with_retry_after_pauses_every_send_of_the_process(app_env, connector):
+    from shared_code.rate_limit import process_limiter
+
+    app_env.set(SendRatePerSecond="777", RetryDelayScale="1")  # a bucket of this test's own
+    seed(connector.url, 1, prefix="slow")
+    connector.fail_next("slow-00000", Fault(429, retry_after=2))
+    broadcast(job_id="n-429")
+    runner = driver(app_env)
+    while connector.attempts("slow-00000") == 0:
+        runner.step()
+
+    waited = process_limiter(777).acquire()
+
+    assert waited > 1.0  # the rest of the process waits out the channel's Retry-After too
