@@ -51,7 +51,7 @@ def reply(activity: Activity, reference: ConversationReference, text: str, servi
 def _on_message(activity: Activity, reference: ConversationReference, trusted: bool, services: Services) -> None:
     is_new = services.addresses.save(reference, trusted=trusted)
     # The dialog state is saved before anything is sent: a turn re-run after a conflict says nothing twice.
-    texts = dialogs.handle_message(reference, activity.text, services)
+    texts = dialogs.handle_message(reference, activity.text, services, activity_id=activity.id)
     if is_new:
         texts = _greeted(texts)
     for text in texts:

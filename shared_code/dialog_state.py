@@ -20,9 +20,9 @@ from shared_code.keys import encode_key
 from shared_code.tables import on_table
 
 FORMAT_VERSION = 1
-# Proactive job ids already applied, newest last. Redeliveries come within minutes
-# (visibility timeout x maxDequeueCount), so a short memory is enough.
-MAX_REMEMBERED_JOBS = 50
+# Ids already applied, newest last: proactive jobs, and the user's activities ("activity:<id>").
+# Redeliveries (a queue's retries, a channel's) come within minutes, so a short memory is enough.
+MAX_REMEMBERED_JOBS = 100
 
 
 @dataclass(frozen=True, slots=True)

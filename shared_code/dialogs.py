@@ -53,22 +53,30 @@ class _Decision:
     job_ids: tuple[str, ...] | None = None  # None: unchanged
 
 
-def handle_message(reference: ConversationReference, text: str, services: Services) -> tuple[str, ...]:
+def handle_message(
+    reference: ConversationReference, text: str, services: Services, *, activity_id: str = ""
+) -> tuple[str, ...]:
     """Run the user's message through their conversation's stack; returns what to reply, in order.
 
     When this returns, the stack is saved and the turn's other effects are done: the caller
     only sends the replies. An empty stack (a new conversation) begins the main dialog.
+    A channel that posts the same activity again (it retries when our answer was slow) gets
+    nothing back the second time: the activity's id is remembered with the stack, like a job's.
     """
     dialogs = dialogs_for(services.settings, reference.locale)
     conversation_id = reference.conversation.id
+    seen = f"activity:{activity_id}" if activity_id else ""
 
-    def decide(current: ConversationState) -> _Decision:
+    def decide(current: ConversationState) -> _Decision | None:
+        if seen and seen in current.job_ids:
+            log.info("activity %s was already handled in this conversation", activity_id)
+            return None
         frames, restarted = _usable_frames(current, dialogs)
         run = StackRun.over(frames, dialogs, MAIN, conversation_id)
         if restarted:
             run.say(RESTARTED)
         run.continue_(text)
-        return _Decision(run.output())
+        return _Decision(run.output(), job_ids=current.job_ids + (seen,) if seen else None)
 
     decision = _run_turn(reference.channel_id, conversation_id, decide, services)
     return decision.output.say if decision is not None else ()

@@ -242,3 +242,17 @@ def test_a_survey_for_a_conversation_that_never_talked_returns_to_the_main_dialo
     say(connector, "conv-n", "done")
 
     assert connector.texts("conv-n")[1:] == [PROMPT, BACK, ASK_NAME]
+
+
+def test_an_activity_the_channel_posts_twice_is_answered_and_applied_once(app_env, connector):
+    say(connector, "conv-dup", "hi")
+    again = message(connector.url, "Ada", conversation_id="conv-dup")
+
+    for _ in range(2):  # the channel retries the same activity (same id)
+        response = MessagesFunction.main(http_request("POST", "http://localhost/api/messages", again))
+        assert response.status_code == 200
+    say(connector, "conv-dup", "green")
+
+    texts = connector.texts("conv-dup")
+    assert texts[:2] == [GREETING, "Nice to meet you, Ada! What's your favourite colour?"]
+    assert texts[2].startswith("green, a fine colour, Ada.") and len(texts) == 3
