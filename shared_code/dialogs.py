@@ -24,7 +24,7 @@ from shared_code.config import Settings
 from shared_code.dialog_state import ConversationState, Frame, StateConflict
 from shared_code.dialogs_engine import Dialog, Effect, RecordAnswer, ScheduleDialog, StackRun, TurnOutput
 from shared_code.dialogs_main import MainDialog
-from shared_code.errors import BadInput, RecipientGone, Upstream
+from shared_code.errors import AppError, BadInput, RecipientGone, Upstream
 from shared_code.proactive import send_proactive_message
 from shared_code.services import Services
 from shared_code.survey import SurveyAnswer, SurveyDialog, survey_texts
@@ -115,9 +115,28 @@ def begin_dialog(address: Address, dialog_id: str, job_id: str, services: Servic
     decision = _run_turn(address.channel_id, conversation_id, decide, services)
     if decision is None:
         return False
-    for text in decision.output.say:
-        send_proactive_message(address, services, text=text)
+    try:
+        for text in decision.output.say:
+            send_proactive_message(address, services, text=text)
+    except AppError:
+        # The user never saw the prompt: take the dialog back off the stack and forget the job,
+        # so the retry the caller makes (a queue retry, a re-queued page) starts it again.
+        _undo_begin(address, dialog_id, job_id, services)
+        raise
     return True
+
+
+def _undo_begin(address: Address, dialog_id: str, job_id: str, services: Services) -> None:
+    def decide(current: ConversationState) -> _Decision | None:
+        frames = current.frames
+        if not frames or frames[-1].dialog_id != dialog_id or frames[-1].state.get("run") != job_id:
+            return None  # the user has moved on (or another start won): leave it as it is
+        return _Decision(TurnOutput(frames[:-1], (), ()), job_ids=tuple(j for j in current.job_ids if j != job_id))
+
+    try:
+        _run_turn(address.channel_id, address.conversation_id, decide, services)
+    except AppError:
+        log.warning("could not take back dialog %s of job %s after its prompt failed", dialog_id, job_id)
 
 
 def _usable_frames(current: ConversationState, dialogs: Mapping[str, Dialog]) -> tuple[tuple[Frame, ...], bool]:

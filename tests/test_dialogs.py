@@ -15,7 +15,7 @@ from shared_code import dialogs, jobs, services
 from shared_code.bot import GREETING
 from shared_code.dialog_state import state_keys
 from shared_code.dialogs_main import ASK_NAME, INTERRUPT_NOTICE
-from shared_code.errors import BadInput
+from shared_code.errors import BadInput, Throttled
 from shared_code.survey import BACK, PROMPT, THANKS
 from tests.builders import dialog_job, http_request, message, queue_message
 
@@ -256,3 +256,18 @@ def test_an_activity_the_channel_posts_twice_is_answered_and_applied_once(app_en
     texts = connector.texts("conv-dup")
     assert texts[:2] == [GREETING, "Nice to meet you, Ada! What's your favourite colour?"]
     assert texts[2].startswith("green, a fine colour, Ada.") and len(texts) == 3
+
+
+def test_a_survey_whose_prompt_could_not_be_sent_starts_again_on_the_retry(app_env, connector):
+    from stubs.connector import Fault
+
+    say(connector, "conv-429", "hi")
+    job = dialog_job("conv-429")
+    connector.fail_next("conv-429", Fault(503), times=3)  # more than the send's own retries
+
+    with pytest.raises(Throttled):  # the function raises, so the host delivers the job again
+        run_job(job)
+    run_job(job)
+
+    assert connector.texts("conv-429") == [GREETING, PROMPT]
+    assert dialog_ids("conv-429") == ["main", "survey"]
