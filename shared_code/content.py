@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,23 +44,28 @@ class LocalizedContent:
         """Exact locale, then same language, then the caller's default, then the only/first one."""
         if "" in self.by_locale:
             return self.by_locale[""]
-        wanted = (locale or "").lower()
-        lowered = {key.lower(): content for key, content in self.by_locale.items()}
-        if wanted in lowered:
-            return lowered[wanted]
-        language = wanted.split("-")[0]
-        if language in lowered:
-            return lowered[language]
-        for key, content in lowered.items():
-            if language and key.split("-")[0] == language:
-                return content
-        if self.default_locale.lower() in lowered:
-            return lowered[self.default_locale.lower()]
-        return next(iter(self.by_locale.values()))
+        return self.by_locale[best_locale(self.by_locale, locale, self.default_locale)]
 
     @property
     def is_localized(self) -> bool:
         return "" not in self.by_locale
+
+
+def best_locale(keys: Iterable[str], locale: str | None, default: str = "") -> str:
+    """Which of `keys` serves `locale`: the exact locale, then the same language (case-insensitive),
+    then `default`, then the first key. `keys` must not be empty."""
+    ordered = list(keys)
+    lowered = {key.lower(): key for key in ordered}
+    wanted = (locale or "").lower()
+    language = wanted.split("-")[0]
+    if wanted in lowered:
+        return lowered[wanted]
+    if language in lowered:
+        return lowered[language]
+    for key in ordered:
+        if language and key.lower().split("-")[0] == language:
+            return key
+    return lowered.get(default.lower(), ordered[0])
 
 
 def parse_content(data: dict[str, Any]) -> LocalizedContent:

@@ -27,7 +27,7 @@ from shared_code.dialogs_main import MainDialog
 from shared_code.errors import AppError, BadInput, RecipientGone, Upstream
 from shared_code.proactive import send_proactive_message
 from shared_code.services import Services
-from shared_code.survey import SurveyAnswer, SurveyDialog, survey_texts
+from shared_code.survey import SurveyAnswer, survey_dialog
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,9 @@ MAX_ATTEMPTS = 12
 
 
 def dialogs_for(settings: Settings, locale: str | None = None) -> dict[str, Dialog]:
-    prompt, back = survey_texts(settings.survey_prompts_json, locale)
     return {
         MAIN: MainDialog(public_base_url=settings.public_base_url, survey_dialog_id=SURVEY),
-        SURVEY: SurveyDialog(questions=settings.survey_questions, prompt=prompt, back=back),
+        SURVEY: survey_dialog(settings.survey_prompts_json, settings.survey_questions, locale),
     }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from azure.data.tables import TableClient, UpdateMode
 
-from shared_code.content import Content, LocalizedContent
+from shared_code.content import best_locale
 from shared_code.dialogs_engine import DialogContext, RecordAnswer, Step
 from shared_code.errors import ConfigError
 from shared_code.keys import encode_key
@@ -22,25 +22,29 @@ DONE = "done"
 DEFAULT_LOCALE = "en"  # the seed's texts above are English
 
 
-def survey_texts(prompts_json: str, locale: str | None) -> tuple[str, str]:
-    """(prompt, back) for a conversation's locale from SurveyPromptsJson
-    ({"fr": {"prompt": ..., "back": ...}, ...}): exact locale, then language, then English."""
+def survey_dialog(prompts_json: str, questions: tuple[str, ...], locale: str | None) -> SurveyDialog:
+    """The survey in a conversation's language, from SurveyPromptsJson:
+    {"fr": {"prompt": ..., "back": ..., "thanks": ..., "questions": [...]}, ...}: exact locale, then
+    language, then English (the seed's texts and SurveyQuestions). A locale may name only some of them."""
     if not prompts_json.strip():
-        return PROMPT, BACK
+        return SurveyDialog(questions=questions)
     try:
         given = json.loads(prompts_json)
     except ValueError:
         raise ConfigError("setting SurveyPromptsJson is not JSON") from None
     if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
         raise ConfigError('setting SurveyPromptsJson must map locales to {"prompt": ..., "back": ...}')
-    prompts = {DEFAULT_LOCALE: Content(PROMPT)}
-    backs = {DEFAULT_LOCALE: Content(BACK)}
     for key, texts in given.items():
-        # A locale that names only one of the two texts keeps the English other one.
-        prompts[key] = Content(str(texts.get("prompt") or PROMPT))
-        backs[key] = Content(str(texts.get("back") or BACK))
-    return (LocalizedContent(prompts, DEFAULT_LOCALE).for_locale(locale).text,
-            LocalizedContent(backs, DEFAULT_LOCALE).for_locale(locale).text)
+        asked = texts.get("questions")
+        if asked is not None and (not isinstance(asked, list) or not all(isinstance(q, str) and q for q in asked)):
+            raise ConfigError(f"setting SurveyPromptsJson: {key}.questions must be a list of texts")
+    english = {"prompt": PROMPT, "back": BACK, "thanks": THANKS, "questions": list(questions)}
+    by_locale = {DEFAULT_LOCALE: english}
+    for key, texts in given.items():
+        by_locale[key] = {**english, **{k: v for k, v in texts.items() if v}}
+    chosen = by_locale[best_locale(by_locale, locale, DEFAULT_LOCALE)]
+    return SurveyDialog(questions=tuple(chosen["questions"]), prompt=str(chosen["prompt"]),
+                        back=str(chosen["back"]), thanks=str(chosen["thanks"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +53,9 @@ class SurveyDialog:
     With questions, asks them in order and records each answer; "done" ends it at any point."""
 
     questions: tuple[str, ...] = ()
-    prompt: str = PROMPT  # in the conversation's language (survey_texts)
+    prompt: str = PROMPT  # in the conversation's language (survey_dialog)
     back: str = BACK
+    thanks: str = THANKS
 
     def begin(self, ctx: DialogContext) -> Step:
         ctx.state.update(run=ctx.run_id, index=0, seen=0)
@@ -66,12 +71,12 @@ class SurveyDialog:
             return Step.wait(self.prompt)
         index = int(ctx.state.get("index", 0))
         if index >= len(self.questions):  # the questions changed under a running survey
-            return Step.end(THANKS, self.back, result={"completed": True})
+            return Step.end(self.thanks, self.back, result={"completed": True})
         answer = RecordAnswer(str(ctx.state.get("run", "")), index, self.questions[index], text.strip())
         ctx.state["index"] = index + 1
         if index + 1 < len(self.questions):
             return Step.wait(self.questions[index + 1], effects=(answer,))
-        return Step.end(THANKS, self.back, result={"completed": True}, effects=(answer,))
+        return Step.end(self.thanks, self.back, result={"completed": True}, effects=(answer,))
 
     def resume(self, ctx: DialogContext, result: Any) -> Step:
         # Nothing is ever begun on top of a survey; should it happen, ask again what is pending.

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
+import MessagesFunction
+from shared_code import services
 from shared_code.survey import PROMPT
+from tests.builders import http_request, message
 from tests.extras_support import CARD, call, drain, seed, status
 
 LOCALES = {"c-en": "en-US", "c-fr": "fr-FR", "c-ca": "fr-CA", "c-de": "de-DE"}
@@ -65,3 +70,28 @@ def test_the_survey_prompt_stays_english_where_no_language_is_configured(app_env
     call("POST", {"to": {"conversation": "c-de"}, "dialog": "survey"})
 
     assert connector.texts("c-de")[0] == PROMPT
+
+
+def test_the_survey_questions_and_thanks_are_in_the_conversations_language(app_env, connector):
+    app_env.set(SurveyQuestions="How are you?",
+                SurveyPromptsJson='{"fr": {"prompt": "Une question :", "back": "Retour", "thanks": "Merci !",'
+                                  ' "questions": ["Comment allez-vous ?"]}}')
+    seed(connector, LOCALES)
+
+    call("POST", {"to": {"conversation": "c-ca"}, "dialog": "survey"})
+    call("POST", {"to": {"conversation": "c-de"}, "dialog": "survey"})
+    MessagesFunction.main(http_request("POST", "http://x/api/messages",
+                                       message(connector.url, "Bien", conversation_id="c-ca", locale="fr-CA")))
+
+    assert connector.texts("c-ca")[:4] == ["Une question :", "Comment allez-vous ?", "Merci !", "Retour"]
+    assert connector.texts("c-de")[:2] == [PROMPT, "How are you?"]
+
+
+def test_a_survey_prompts_setting_with_bad_questions_is_a_config_error_naming_it(app_env):
+    from shared_code.dialogs import dialogs_for
+    from shared_code.errors import ConfigError
+
+    app_env.set(SurveyPromptsJson='{"fr": {"questions": "Comment ?"}}')
+
+    with pytest.raises(ConfigError, match="SurveyPromptsJson"):
+        dialogs_for(services.get().settings, "fr-FR")
