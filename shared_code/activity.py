@@ -163,11 +163,6 @@ class Activity:
         return self.conversation.tenant_id or _opt_str(tenant.get("id") if isinstance(tenant, dict) else "")
 
 
-def parse_activity(body: bytes) -> Activity:
-    """Decode an HTTP body into an Activity, or raise BadInput saying what is wrong."""
-    return Activity.from_json(parse_json(body))
-
-
 def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)

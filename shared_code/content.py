@@ -46,10 +46,6 @@ class LocalizedContent:
             return self.by_locale[""]
         return self.by_locale[best_locale(self.by_locale, locale, self.default_locale)]
 
-    @property
-    def is_localized(self) -> bool:
-        return "" not in self.by_locale
-
 
 def best_locale(keys: Iterable[str], locale: str | None, default: str = "") -> str:
     """Which of `keys` serves `locale`: the exact locale, then the same language (case-insensitive),

@@ -18,12 +18,12 @@ from enum import StrEnum
 from typing import Any
 
 from shared_code import jobs
-from shared_code.activity import message_to
 from shared_code.errors import AppError, AppRejected, NotFound, RecipientGone, Throttled, Upstream
 from shared_code.fanout import PageJob
 from shared_code.jobs import JobKind
 from shared_code.ledger import ClaimOutcome, Delivery, DeliveryState, RecipientKey
 from shared_code.notifications import Notification, NotificationState, PageCounts
+from shared_code.proactive import send_localized
 from shared_code.rate_limit import process_limiter
 from shared_code.sender import send_all
 from shared_code.services import Services
@@ -173,11 +173,8 @@ def _deliver(key: RecipientKey, known: Delivery | None, notification: Notificati
         return Result(Outcome.INACTIVE)
     try:
         if content["kind"] is JobKind.MESSAGE:
-            # Each recipient gets the content for its own locale (exact, language, then the default).
-            fields = content["localized"].for_locale(address.reference.locale).activity_fields()
-            activity = message_to(address.reference, fields.pop("text", ""), locale=content["locale"], extra=fields)
-            services.connector.send_to_conversation(address.reference, activity,
-                                                    trusted=address.service_url_trusted, retries=0)
+            # Each recipient gets the content for its own locale; a 429 goes back to the queue, not to sleep.
+            send_localized(address, content["localized"], services, locale=content["locale"], retries=0)
         else:
             from shared_code.dialogs import begin_dialog
 
@@ -195,8 +192,7 @@ def _deliver(key: RecipientKey, known: Delivery | None, notification: Notificati
         finish(DeliveryState.RETRY, error.code, error.message)
         wait = error.retry_after if isinstance(error, Throttled) and error.retry_after is not None else -1.0
         return Result(Outcome.RETRY, wait=wait, code=error.code)
-    except RecipientGone as gone:
-        services.addresses.deactivate(key.channel_id, key.conversation_id, gone.code)
+    except RecipientGone as gone:  # the address was marked inactive where the send failed
         finish(DeliveryState.GONE, gone.code, gone.message)
         return Result(Outcome.GONE, code=gone.code)
     except AppRejected:

@@ -37,8 +37,7 @@ from shared_code.services import Services
 
 log = logging.getLogger(__name__)
 
-MAX_JOB_BYTES = 48 * 1024  # a queue message holds 64 KiB, and base64 adds a third
-SINGLE_PAGE = "single"
+MAX_JOB_BYTES = jobs.MAX_QUEUE_MESSAGE_BYTES * 3 // 4  # base64 adds a third
 # A queue message stays invisible at most 7 days and lives 7 days by default: keep an hour's margin.
 MAX_QUEUE_DELAY = 7 * 24 * 3600 - 3600
 

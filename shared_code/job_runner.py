@@ -32,8 +32,8 @@ def handle_queue_message(body: bytes, services: Services, *, message_id: str = "
     """
     try:
         data = jobs.decode_message(body)
-        if len(body) > 64 * 1024:
-            raise BadInput("the queue message is larger than 64 KiB")
+        if len(body) > jobs.MAX_QUEUE_MESSAGE_BYTES:
+            raise BadInput(f"the queue message is larger than {jobs.MAX_QUEUE_MESSAGE_BYTES // 1024} KiB")
         work: Any = fanout.parse_internal(data) if fanout.is_internal(data) else _parse_public(data, message_id)
     except BadInput as bad:
         log.warning("job refused, moved to poison: %s", bad.message)

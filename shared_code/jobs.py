@@ -28,12 +28,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from shared_code.content import Content, LocalizedContent, parse_content
+from shared_code.content import MAX_CONTENT_BYTES, Content, LocalizedContent, parse_content
 from shared_code.errors import BadInput
 from shared_code.services import Services
 
 VERSION = 1
-MAX_TEXT_BYTES = 28 * 1024  # the connector refuses larger messages (MessageSizeTooBig)
+MAX_TEXT_BYTES = MAX_CONTENT_BYTES  # the connector refuses larger messages (MessageSizeTooBig)
+# A queue message holds 64 KiB of (base64) text.
+MAX_QUEUE_MESSAGE_BYTES = 64 * 1024
 MAX_ID_LENGTH = 200
 KNOWN_DIALOGS = frozenset({"survey"})
 # Wire names of the content fields beyond plain `text`, kept as given (validated by parse_content).

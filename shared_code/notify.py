@@ -11,7 +11,7 @@ from shared_code.addresses import Address
 from shared_code.errors import NotFound
 from shared_code.jobs import Job, JobKind, TargetKind, parse_job
 from shared_code.notifications import NotificationState
-from shared_code.proactive import send_proactive_message
+from shared_code.proactive import send_localized
 from shared_code.services import Services
 
 
@@ -36,9 +36,7 @@ def notify(data: dict[str, Any], services: Services, *, request_url: str = "") -
     at_once = job.target.is_single and job.not_before is None
     if at_once and job.kind is JobKind.MESSAGE:
         address = find_address(job.target.value, services)
-        fields = job.localized().for_locale(address.reference.locale).activity_fields()
-        activity_id = send_proactive_message(address, services, text=fields.pop("text", ""), locale=job.locale,
-                                             extra=fields or None)
+        activity_id = send_localized(address, job.localized(), services, locale=job.locale)
         return Answer(200, {"id": activity_id, "conversation": address.conversation_id})
     if at_once and job.kind is JobKind.DIALOG:
         return Answer(200, start_dialog(job, services))

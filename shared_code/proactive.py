@@ -7,6 +7,7 @@ from typing import Any
 
 from shared_code.activity import message_to
 from shared_code.addresses import Address
+from shared_code.content import LocalizedContent
 from shared_code.errors import RecipientGone
 from shared_code.services import Services
 
@@ -38,3 +39,17 @@ def send_proactive_message(
     except RecipientGone as gone:
         services.addresses.deactivate(address.channel_id, address.conversation_id, gone.code)
         raise
+
+
+def send_localized(
+    address: Address,
+    content: LocalizedContent,
+    services: Services,
+    *,
+    locale: str | None = None,
+    retries: int = 2,
+) -> str:
+    """Send the part of `content` meant for the address's locale (exact, language, then the default)."""
+    fields = content.for_locale(address.reference.locale).activity_fields()
+    return send_proactive_message(address, services, text=fields.pop("text", ""), locale=locale,
+                                  extra=fields or None, retries=retries)
