@@ -6,7 +6,9 @@ import logging
 
 import azure.functions as func
 
-from shared_code import bot, edge, services, telemetry
+from shared_code.app import services
+from shared_code.conversation import turn
+from shared_code.plumbing import http_edge, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -14,9 +16,9 @@ log = logging.getLogger(__name__)
 def main(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
     def handle() -> func.HttpResponse:
         app = services.get()
-        data = edge.read_json(req, app.settings.max_request_bytes)
-        bot.on_activity(data, req.headers.get("Authorization"), app)
-        return edge.json_response(200)
+        data = http_edge.read_json(req, app.settings.max_request_bytes)
+        turn.on_activity(data, req.headers.get("Authorization"), app)
+        return http_edge.json_response(200)
 
     with telemetry.track(log, "MessagesFunction", getattr(context, "invocation_id", None)) as outcome:
-        return outcome.response(edge.respond(handle))
+        return outcome.response(http_edge.respond(handle))

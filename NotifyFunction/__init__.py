@@ -6,8 +6,10 @@ import logging
 
 import azure.functions as func
 
-from shared_code import edge, notify, services, telemetry
-from shared_code.errors import BadInput
+from shared_code.app import services
+from shared_code.notifications import api
+from shared_code.plumbing import http_edge, telemetry
+from shared_code.plumbing.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -18,16 +20,16 @@ def main(req: func.HttpRequest, context: func.Context = None) -> func.HttpRespon
         notification_id = req.route_params.get("id") or ""
         method = req.method.upper()
         if method == "POST" and not notification_id:
-            data = edge.read_json_object(req, app.settings.max_request_bytes)
-            answer = notify.notify(data, app, request_url=req.url)
+            data = http_edge.read_json_object(req, app.settings.max_request_bytes)
+            answer = api.notify(data, app, request_url=req.url)
         elif method == "GET" and notification_id:
-            answer = notify.status(notification_id, app)
+            answer = api.status(notification_id, app)
         elif method == "DELETE" and notification_id:
-            answer = notify.cancel(notification_id, app)
+            answer = api.cancel(notification_id, app)
         else:
             raise BadInput("use POST /api/notify, GET or DELETE /api/notify/{id}")
         outcome.set(method=method, notification_id=answer.body.get("id") if notification_id or answer.status == 202 else None)
-        return edge.json_response(answer.status, answer.body)
+        return http_edge.json_response(answer.status, answer.body)
 
     with telemetry.track(log, "NotifyFunction", getattr(context, "invocation_id", None)) as outcome:
-        return outcome.response(edge.respond(handle))
+        return outcome.response(http_edge.respond(handle))

@@ -29,7 +29,7 @@ def jwks_fetches_per_thousand_turns(turns: int = 1000, workers: int = 8) -> Figu
             ConnectorStub(token_check=login.is_valid) as connector:
         os.environ.update(app_settings(connection, **openid.settings_env(APP_ID), MicrosoftAppPassword=APP_PASSWORD,
                                        ToChannelFromBotLoginUrl=login.login_url()))
-        from shared_code import services
+        from shared_code.app import services
 
         services.reset()
         import MessagesFunction
@@ -52,14 +52,14 @@ def jwks_fetches_per_thousand_turns(turns: int = 1000, workers: int = 8) -> Figu
 
 def token_fetches_per_broadcast(recipients: int = 1000) -> Figure:
     """App id set: every send needs the bot's token, and the whole broadcast should fetch it once."""
-    from shared_code.activity import ChannelAccount, ConversationAccount, ConversationReference
+    from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference
 
     with storage() as connection, TokenStub(APP_ID, APP_PASSWORD) as login, \
             ConnectorStub(token_check=login.is_valid) as connector:
         os.environ.update(app_settings(connection, MicrosoftAppId=APP_ID, MicrosoftAppPassword=APP_PASSWORD,
                                        ToChannelFromBotLoginUrl=login.login_url(), SendConcurrency="32",
                                        SendRatePerSecond="1000"))
-        from shared_code import services
+        from shared_code.app import services
 
         services.reset()
         app = services.get()

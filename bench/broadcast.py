@@ -39,7 +39,7 @@ class _Config:  # the sample's config.py, local mode
 
 
 def _our_references(url: str, count: int, prefix: str) -> list[Any]:
-    from shared_code.activity import ChannelAccount, ConversationAccount, ConversationReference
+    from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference
 
     return [ConversationReference("bench", url, ConversationAccount(f"{prefix}-{i:06d}"),
                                   ChannelAccount(f"u-{i}"), ChannelAccount("bot")) for i in range(count)]
@@ -66,8 +66,8 @@ def _botbuilder_rate(url: str, count: int, run: int) -> float:
 
 def _plain_loop_rate(url: str, count: int, run: int) -> float:
     """Our connector client, one POST after another: what the SDK costs over a plain loop."""
-    from shared_code.activity import message_to
-    from shared_code.connector import ConnectorClient, NoCredentials, new_session
+    from shared_code.protocol.activity import message_to
+    from shared_code.protocol.connector import ConnectorClient, NoCredentials, new_session
 
     client = ConnectorClient(NoCredentials(), new_session(1))
     references = _our_references(url, count, f"loop{run}")
@@ -78,10 +78,10 @@ def _plain_loop_rate(url: str, count: int, run: int) -> float:
 
 
 def _sender_rate(url: str, count: int, run: int) -> float:
-    from shared_code.activity import message_to
-    from shared_code.connector import ConnectorClient, NoCredentials, new_session
-    from shared_code.rate_limit import TokenBucket
-    from shared_code.sender import send_all
+    from shared_code.notifications.rate_limit import TokenBucket
+    from shared_code.notifications.sender import send_all
+    from shared_code.protocol.activity import message_to
+    from shared_code.protocol.connector import ConnectorClient, NoCredentials, new_session
 
     client = ConnectorClient(NoCredentials(), new_session(CONCURRENCY))
     references = _our_references(url, count, f"ours{run}")
@@ -101,11 +101,11 @@ def _sender_rate(url: str, count: int, run: int) -> float:
 def _pipeline_rate(connection: str, url: str, count: int) -> float:
     """The whole page path per recipient: address read, ledger claim and finish on Azurite, send."""
     os.environ.update(app_settings(connection, SendConcurrency=str(CONCURRENCY), SendRatePerSecond=str(RATE)))
-    from shared_code import services
-    from shared_code.delivery import run_page
-    from shared_code.fanout import PageJob
-    from shared_code.jobs import parse_job
-    from shared_code.ledger import RecipientKey
+    from shared_code.app import services
+    from shared_code.notifications.delivery import run_page
+    from shared_code.notifications.fanout import PageJob
+    from shared_code.notifications.jobs import parse_job
+    from shared_code.notifications.ledger import RecipientKey
 
     services.reset()
     app = services.get()

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from devhost import azurite
-from shared_code.config import storage_names
+from shared_code.plumbing.settings import storage_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,15 +54,15 @@ def run_broadcast(app: object, text: str = "hi", *, timeout: float = 600.0, para
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared_code import fanout, job_runner
-    from shared_code.jobs import parse_job
+    from shared_code.notifications import fanout, queue_runner
+    from shared_code.notifications.jobs import parse_job
 
     notification_id = f"bench-{uuid.uuid4().hex[:8]}"
     fanout.start(parse_job({"v": 1, "id": notification_id, "to": "all", "text": text}), app)
     queue = app.queue()  # type: ignore[attr-defined]
 
     def run(message: object) -> None:
-        job_runner.handle_queue_message(base64.b64decode(message.content), app, message_id=message.id)  # type: ignore[attr-defined]
+        queue_runner.handle_queue_message(base64.b64decode(message.content), app, message_id=message.id)  # type: ignore[attr-defined]
         queue.delete_message(message)
 
     deadline = time.monotonic() + timeout

@@ -25,9 +25,9 @@ DELIVERY_TIMEOUT = 300.0  # bounded: a stuck broadcast is a failed figure, not a
 
 
 def _seed(settings: dict[str, str], url: str, count: int) -> None:
-    from shared_code.activity import ChannelAccount, ConversationAccount, ConversationReference
-    from shared_code.config import load_settings
-    from shared_code.services import Services
+    from shared_code.app.services import Services
+    from shared_code.plumbing.settings import load_settings
+    from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference
 
     references = [ConversationReference("bench", url, ConversationAccount(f"e2e-{i:06d}"),
                                         ChannelAccount(f"u-{i}"), ChannelAccount("bot")) for i in range(count)]

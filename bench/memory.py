@@ -30,7 +30,7 @@ def _peak_kb() -> int:
 
 
 def _child() -> None:
-    from shared_code import services
+    from shared_code.app import services
 
     app = services.get()
     _ = app.connector, app.notifications, app.ledger, app.addresses  # clients built before the "ready" mark
@@ -41,9 +41,9 @@ def _child() -> None:
 
 
 def _seed(settings: dict[str, str], url: str, count: int) -> None:
-    from shared_code.activity import ChannelAccount, ConversationAccount, ConversationReference
-    from shared_code.config import load_settings
-    from shared_code.services import Services
+    from shared_code.app.services import Services
+    from shared_code.plumbing.settings import load_settings
+    from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference
 
     Services(load_settings(settings)).addresses.save_many(
         [ConversationReference("bench", url, ConversationAccount(f"mem-{i:06d}"), ChannelAccount(f"u-{i}"),

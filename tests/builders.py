@@ -88,7 +88,7 @@ def dialog_job(conversation_id: str, *, dialog: str = "survey", job_id: str | No
 def reference(service_url: str, conversation_id: str, *, user_id: str = "", channel_id: str = "test",
               locale: str = "en-US"):
     """A saved address as MessagesFunction would store it (for seeding the store directly)."""
-    from shared_code.activity import ChannelAccount, ConversationAccount, ConversationReference
+    from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference
 
     return ConversationReference(
         channel_id=channel_id, service_url=service_url, conversation=ConversationAccount(conversation_id),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from devhost import azurite as azurite_launcher
-from shared_code.config import storage_names
+from shared_code.plumbing.settings import storage_names
 from stubs.connector import ConnectorStub
 from stubs.token import TokenStub
 
@@ -42,7 +42,7 @@ class AppEnv:
     monkeypatch: pytest.MonkeyPatch
 
     def set(self, **values: str) -> None:
-        from shared_code import services
+        from shared_code.app import services
 
         for key, value in values.items():
             self.values[key] = value
@@ -53,7 +53,7 @@ class AppEnv:
 @pytest.fixture
 def app_env(storage_connection: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppEnv]:
     """Settings for a local-mode app (no MicrosoftAppId) on fresh tables and a fresh queue."""
-    from shared_code import services
+    from shared_code.app import services
 
     suffix = uuid.uuid4().hex[:10]
     values = {

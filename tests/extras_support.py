@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import NotifyFunction
-from shared_code import services
+from shared_code.app import services
 from tests.builders import http_request, reference
 from tests.queue_driver import QueueDriver
 

@@ -10,9 +10,9 @@ from azure.data.tables import TableServiceClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared_code.activity import ChannelAccount, ConversationAccount, ConversationReference
-from shared_code.addresses import AddressStore
-from shared_code.keys import decode_key, encode_key
+from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference
+from shared_code.storage.addresses import AddressStore
+from shared_code.storage.keys import decode_key, encode_key
 
 FORBIDDEN_IN_KEYS = set("/\\#?") | {chr(c) for c in range(0x20)} | {chr(c) for c in range(0x7F, 0xA0)}
 

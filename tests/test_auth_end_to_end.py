@@ -9,7 +9,7 @@ import pytest
 
 import MessagesFunction
 import NotifyFunction
-from shared_code import services
+from shared_code.app import services
 from stubs.connector import ConnectorStub
 from stubs.openid import OpenIdStub
 from stubs.token import TokenStub

@@ -12,11 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared_code import errors
-from shared_code.activity import Activity
-from shared_code.auth import InboundAuthenticator
-from shared_code.auth_inbound import KEY_REFRESH_SECONDS, UNKNOWN_KID_REFETCH_SECONDS
-from shared_code.config import load_settings
+from shared_code.plumbing import errors
+from shared_code.plumbing.settings import load_settings
+from shared_code.protocol.activity import Activity
+from shared_code.protocol.inbound_auth import KEY_REFRESH_SECONDS, UNKNOWN_KID_REFETCH_SECONDS, InboundAuthenticator
 from stubs.openid import EMULATOR_TENANT_V31, EMULATOR_TENANT_V32, MICROSOFT_TENANT, OpenIdStub, StubKey
 
 APP_ID = "test-app-id"

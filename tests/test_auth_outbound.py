@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from shared_code import errors
-from shared_code.auth import OutboundCredentials, normalize_service_url
-from shared_code.config import load_settings
+from shared_code.plumbing import errors
+from shared_code.plumbing.settings import load_settings
+from shared_code.protocol.outbound_auth import OutboundCredentials, normalize_service_url
 from stubs.connector import ConnectorStub
 from stubs.server import StubResponse, StubServer
 from stubs.token import TokenStub

@@ -19,10 +19,10 @@ from botframework.connector.auth import (  # noqa: E402
 )
 from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor  # noqa: E402
 
-from shared_code import errors  # noqa: E402
-from shared_code.activity import Activity  # noqa: E402
-from shared_code.auth import InboundAuthenticator  # noqa: E402
-from shared_code.config import load_settings  # noqa: E402
+from shared_code.plumbing import errors  # noqa: E402
+from shared_code.plumbing.settings import load_settings  # noqa: E402
+from shared_code.protocol.activity import Activity  # noqa: E402
+from shared_code.protocol.inbound_auth import InboundAuthenticator  # noqa: E402
 from stubs.openid import OpenIdStub  # noqa: E402
 from tests.test_auth_inbound import APP_ID, BAD, GOOD, Case, make_stub  # noqa: E402
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code.activity import ChannelAccount, ConversationAccount, ConversationReference, message_to
-from shared_code.connector import ConnectorClient, NoCredentials
-from shared_code.errors import AppRejected, BadInput, RecipientGone, Throttled, Upstream
+from shared_code.plumbing.errors import AppRejected, BadInput, RecipientGone, Throttled, Upstream
+from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference, message_to
+from shared_code.protocol.connector import ConnectorClient, NoCredentials
 from stubs.connector import ConnectorStub, Fault
 
 

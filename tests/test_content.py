@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code.content import ADAPTIVE_CARD, MAX_CONTENT_BYTES, parse_content
-from shared_code.errors import BadInput
+from shared_code.plumbing.errors import BadInput
+from shared_code.protocol.content import ADAPTIVE_CARD, MAX_CONTENT_BYTES, parse_content
 
 CARD = {"contentType": ADAPTIVE_CARD,
         "content": {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Hi"}]}}

@@ -11,12 +11,14 @@ import pytest
 import MessagesFunction
 import NotifyFunction
 import NotifyQueueFunction
-from shared_code import dialogs, jobs, services
-from shared_code.bot import GREETING
-from shared_code.dialog_state import state_keys
-from shared_code.dialogs_main import ASK_NAME, INTERRUPT_NOTICE
-from shared_code.errors import BadInput, Throttled
-from shared_code.survey import BACK, PROMPT, THANKS
+from shared_code.app import services
+from shared_code.conversation import dialogs
+from shared_code.conversation.main_dialog import ASK_NAME, INTERRUPT_NOTICE
+from shared_code.conversation.state import state_keys
+from shared_code.conversation.survey import BACK, PROMPT, THANKS
+from shared_code.conversation.turn import GREETING
+from shared_code.plumbing.errors import BadInput, Throttled
+from shared_code.storage import queues
 from tests.builders import dialog_job, http_request, message, queue_message
 
 COLOUR_AGAIN = "So, Ada, what's your favourite colour?"
@@ -42,7 +44,7 @@ def dialog_ids(conversation_id: str) -> list[str]:
 
 def poison_records() -> list[dict]:
     poison = services.get().queue(f"{services.get().settings.jobs_queue}-poison")
-    return [json.loads(jobs.decode_base64_text(m.content)) for m in poison.receive_messages(max_messages=32)]
+    return [json.loads(queues.decode_base64_text(m.content)) for m in poison.receive_messages(max_messages=32)]
 
 
 def test_survey_interrupts_the_main_dialog_which_resumes_its_pending_question(app_env, connector):
@@ -88,7 +90,7 @@ def test_survey_command_announces_then_a_delayed_job_starts_the_survey(app_env, 
         received = list(queue.receive_messages(visibility_timeout=30))
     waited = time.monotonic() - announced
     assert len(received) == 1 and 3.5 <= waited < 10
-    body = jobs.decode_base64_text(received[0].content)
+    body = queues.decode_base64_text(received[0].content)
     job = json.loads(body)
     assert job == {"v": 1, "kind": "dialog", "dialog": "survey", "id": job["id"], "to": {"conversation": "conv-s"}}
 
@@ -189,7 +191,7 @@ def test_corrupt_state_restarts_at_the_main_dialog_with_a_warning(app_env, conne
     partition, row = state_keys("test", "conv-c")
     table.upsert_entity({"PartitionKey": partition, "RowKey": row, "Stack": CORRUPT_STACKS[name]})
 
-    with caplog.at_level(logging.WARNING, logger="shared_code.dialogs"):
+    with caplog.at_level(logging.WARNING, logger="shared_code.conversation.dialogs"):
         response = say(connector, "conv-c", "green")
 
     assert response.status_code == 200

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code.dialog_state import Frame, decode_stack, encode_stack
-from shared_code.dialogs_engine import DialogContext, DialogLoop, RecordAnswer, ScheduleDialog, StackRun, Step
-from shared_code.dialogs_main import ASK_NAME, INTERRUPT_NOTICE, MainDialog
-from shared_code.survey import BACK, PROMPT, THANKS, SurveyDialog
+from shared_code.conversation.engine import DialogContext, DialogLoop, RecordAnswer, ScheduleDialog, StackRun, Step
+from shared_code.conversation.main_dialog import ASK_NAME, INTERRUPT_NOTICE, MainDialog
+from shared_code.conversation.state import Frame, decode_stack, encode_stack
+from shared_code.conversation.survey import BACK, PROMPT, THANKS, SurveyDialog
 
 DIALOGS = {"main": MainDialog(public_base_url="https://bot.example"), "survey": SurveyDialog()}
 

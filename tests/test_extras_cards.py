@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from shared_code import jobs, services
+from shared_code.app import services
+from shared_code.notifications import jobs
 from tests.extras_support import ACTIONS, CARD, body, call, drain, driver, queued, seed, status
 
 BIG_CARD = {"contentType": CARD["contentType"],

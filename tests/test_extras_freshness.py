@@ -8,8 +8,8 @@ from azure.functions.timer import TimerRequest
 
 import MessagesFunction
 import PurgeFunction
-from shared_code import services
-from shared_code.ledger import partition_key
+from shared_code.app import services
+from shared_code.notifications.ledger import partition_key
 from tests.builders import http_request, message
 from tests.extras_support import call, drain, seed, status
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import MessagesFunction
-from shared_code import services
-from shared_code.survey import PROMPT
+from shared_code.app import services
+from shared_code.conversation.survey import PROMPT
 from tests.builders import http_request, message
 from tests.extras_support import CARD, call, drain, seed, status
 
@@ -88,8 +88,8 @@ def test_the_survey_questions_and_thanks_are_in_the_conversations_language(app_e
 
 
 def test_a_survey_prompts_setting_with_bad_questions_is_a_config_error_naming_it(app_env):
-    from shared_code.dialogs import dialogs_for
-    from shared_code.errors import ConfigError
+    from shared_code.conversation.dialogs import dialogs_for
+    from shared_code.plumbing.errors import ConfigError
 
     app_env.set(SurveyPromptsJson='{"fr": {"questions": "Comment ?"}}')
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from azure.functions.timer import TimerRequest
 
 import ScheduledNotificationsFunction
-from shared_code import services
+from shared_code.app import services
 from tests.builders import reference
 from tests.extras_support import body, call, drain, queued, seed, status
 

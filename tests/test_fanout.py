@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from shared_code import fanout, jobs, services
-from shared_code.jobs import parse_job
+from shared_code.app import services
+from shared_code.notifications import fanout, jobs
+from shared_code.notifications.jobs import parse_job
 from stubs.connector import Fault, RandomFaults
 from tests.builders import reference
 from tests.queue_driver import QueueDriver
@@ -89,7 +90,7 @@ class HostDied(BaseException):
 
 
 def test_page_job_that_dies_after_k_sends_is_retried_without_duplicates(app_env, connector):
-    from shared_code import delivery, job_runner
+    from shared_code.notifications import delivery, queue_runner
 
     app_env.set(**{**FAST, "SendConcurrency": "4", "BroadcastPageSize": "40", "DeliveryLeaseSeconds": "2"})
     ids = seed(connector.url, 40)
@@ -106,7 +107,7 @@ def test_page_job_that_dies_after_k_sends_is_retried_without_duplicates(app_env,
         if data.get("kind") == "page":
             delivery.run_page(fanout.parse_internal(data), services.get(), after_send=die_after_k)
         else:
-            job_runner.handle_queue_message(msg.get_body(), services.get(), message_id=msg.id)
+            queue_runner.handle_queue_message(msg.get_body(), services.get(), message_id=msg.id)
 
     nid = broadcast("once only")
     host = driver(app_env, main=main, visibility=1)
@@ -189,7 +190,7 @@ def test_a_bot_refused_by_the_channel_stops_the_whole_broadcast(app_env, connect
 
 
 def test_a_429_with_retry_after_pauses_every_send_of_the_process(app_env, connector):
-    from shared_code.rate_limit import process_limiter
+    from shared_code.notifications.rate_limit import process_limiter
 
     app_env.set(SendRatePerSecond="777", RetryDelayScale="1")  # a bucket of this test's own
     seed(connector.url, 1, prefix="slow")

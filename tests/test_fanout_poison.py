@@ -8,7 +8,7 @@ import azure.functions.queue as func_queue
 import pytest
 
 import NotifyQueueFunction
-from shared_code import services
+from shared_code.app import services
 from tests.queue_driver import QueueDriver
 
 BAD_MESSAGES = {

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from shared_code.config import SETTING_NAMES, Settings
+from shared_code.plumbing.settings import SETTING_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "main.json"

@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from shared_code.errors import BadInput
-from shared_code.jobs import parse_job
+from shared_code.notifications.jobs import parse_job
+from shared_code.plumbing.errors import BadInput
 
 CARD = {"contentType": "application/vnd.microsoft.card.adaptive",
         "content": {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "hi"}]}}

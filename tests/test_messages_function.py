@@ -7,8 +7,8 @@ import json
 import pytest
 
 import MessagesFunction
-from shared_code import services
-from shared_code.bot import GREETING
+from shared_code.app import services
+from shared_code.conversation.turn import GREETING
 from tests.builders import conversation_update, http_request, message
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import NotifyFunction
-from shared_code import services
+from shared_code.app import services
 from tests.builders import http_request, reference
 from tests.queue_driver import QueueDriver
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from shared_code import notify_cli, services
+from shared_code.app import cli, services
 from tests.builders import reference
 from tests.queue_driver import QueueDriver
 
@@ -15,7 +15,7 @@ def test_cli_queues_a_broadcast_and_reports_the_final_counts(app_env, connector,
     stop = threading.Event()
     thread = host.run_in_thread(stop.is_set, timeout=30)
 
-    code = notify_cli.main(["--all", "--id", "cli-1", "--locale", "en-US", "from the ops team"])
+    code = cli.main(["--all", "--id", "cli-1", "--locale", "en-US", "from the ops team"])
     stop.set()
     thread.join()
 

@@ -9,7 +9,7 @@ from botbuilder.schema import Activity as SdkActivity
 
 import MessagesFunction
 import NotifyFunction
-from shared_code import services
+from shared_code.app import services
 from stubs.connector import Fault
 from tests.builders import conversation_update, http_request, message
 

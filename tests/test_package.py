@@ -86,8 +86,8 @@ for name, script, entry in functions:
     report["entry_points"][name] = {"file": module.__file__, "callable": callable(entry_points[name])}
 
 # Functions import parts of shared_code lazily (cold start): import all of it now, with its dependencies.
-for info in pkgutil.iter_modules([os.path.join(root, "shared_code")]):
-    importlib.import_module("shared_code." + info.name)
+for info in pkgutil.walk_packages([os.path.join(root, "shared_code")], prefix="shared_code."):
+    importlib.import_module(info.name)
 for name in ("azure.functions", "azure.data.tables", "azure.storage.queue", "requests", "jwt",
              "cryptography.hazmat.primitives.asymmetric.rsa"):
     importlib.import_module(name)

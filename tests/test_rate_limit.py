@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shared_code.rate_limit import TokenBucket
+from shared_code.notifications.rate_limit import TokenBucket
 
 
 class FakeClock:

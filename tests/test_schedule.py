@@ -9,8 +9,8 @@ from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared_code.errors import ConfigError
-from shared_code.schedule import parse_schedule
+from shared_code.plumbing.errors import ConfigError
+from shared_code.plumbing.ncrontab import parse_schedule
 
 EXPRESSIONS = [
     "0 0 9 * * 1-5",

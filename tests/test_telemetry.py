@@ -9,9 +9,9 @@ import logging
 import azure.functions as func
 import pytest
 
-from shared_code import telemetry
-from shared_code.errors import BadInput, Upstream
-from shared_code.telemetry import Outcome
+from shared_code.plumbing import telemetry
+from shared_code.plumbing.errors import BadInput, Upstream
+from shared_code.plumbing.telemetry import Outcome
 
 JWT = ".".join(
     base64.urlsafe_b64encode(part).rstrip(b"=").decode()
@@ -109,7 +109,7 @@ def test_telemetry_redacts_fields_named_like_secrets(key: str) -> None:
 
 def test_telemetry_keeps_ordinary_values(log: logging.Logger) -> None:
     fields = {"notification_id": "n-1", "conversation": "a:1Xyz_-.@b", "url": "https://smba.trafficmanager.net/emea/",
-              "module": "shared_code.connector.ConnectorClient", "error": "recipient_gone", "operation_id": "|abc.1|"}
+              "module": "shared_code.protocol.connector.ConnectorClient", "error": "recipient_gone", "operation_id": "|abc.1|"}
     line = telemetry.log_outcome(log, "NotifyFunction", "inv", Outcome.OK, **fields)
     assert "redacted" not in line
     assert {k: _fields(line)[k] for k in fields} == fields

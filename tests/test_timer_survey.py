@@ -15,9 +15,10 @@ import NotifyQueueFunction
 import TimerSurveyFunction
 from devhost.app import AppError as HostError
 from devhost.host import Host
-from shared_code import services, timer_survey
-from shared_code.errors import ConfigError
-from shared_code.survey import BACK, PROMPT
+from shared_code.app import services
+from shared_code.conversation.survey import BACK, PROMPT
+from shared_code.notifications import timer_survey
+from shared_code.plumbing.errors import ConfigError
 from tests.builders import conversation_update, dialog_job, http_request, message, queue_message
 from tests.queue_driver import QueueDriver
 
@@ -44,7 +45,7 @@ def fire(past_due: bool = False) -> None:
 
 def occurrence_now() -> str:
     schedule = services.get().settings.survey_schedule
-    from shared_code.schedule import parse_schedule
+    from shared_code.plumbing.ncrontab import parse_schedule
 
     occurrence = parse_schedule(schedule).previous(datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
     return timer_survey.occurrence_id(occurrence)
@@ -92,7 +93,7 @@ def test_a_second_firing_for_the_same_occurrence_starts_nothing_new(app_env, con
 
 
 def test_a_past_due_firing_still_starts_the_survey_and_says_how_late(app_env, connector, audience, caplog):
-    with caplog.at_level(logging.WARNING, logger="shared_code.timer_survey"):
+    with caplog.at_level(logging.WARNING, logger="shared_code.notifications.timer_survey"):
         fire(past_due=True)
     drain(app_env, occurrence_now())
 

@@ -1,0 +1,109 @@
+"""Operators' command line: queue a notification, then show its progress until it is done.
+
+    python -m shared_code.app.cli --all "Maintenance tonight at 22:00"
+    python -m shared_code.app.cli --channel msteams --locale de-DE "Wartung heute Nacht"
+    python -m shared_code.app.cli --user 29:1abc --dialog survey
+
+Settings come from the environment, else from local.settings.json's "Values".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+def load_local_settings(path: Path = Path("local.settings.json")) -> None:
+    """Fill unset app settings from local.settings.json, as `func start` would."""
+    if not path.is_file():
+        return
+    values = json.loads(path.read_text()).get("Values") or {}
+    for key, value in values.items():
+        os.environ.setdefault(key, str(value))
+
+
+def build_job(args: argparse.Namespace) -> dict[str, Any]:
+    if args.all:
+        to: Any = "all"
+    else:
+        kind = "conversation" if args.conversation else "user" if args.user else "channel"
+        to = {kind: args.conversation or args.user or args.channel}
+    job: dict[str, Any] = {"v": 1, "id": args.id or f"cli-{uuid.uuid4().hex[:12]}", "to": to}
+    if args.dialog:
+        job.update(kind="dialog", dialog=args.dialog)
+    else:
+        job.update(kind="message", text=args.text)
+    if args.locale:
+        job["locale"] = args.locale
+    return job
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared_code.app.cli", description=__doc__.splitlines()[0])
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--all", action="store_true", help="every active saved address")
+    target.add_argument("--conversation", metavar="ID")
+    target.add_argument("--user", metavar="ID")
+    target.add_argument("--channel", metavar="ID", help="every active address of one channel, e.g. msteams")
+    parser.add_argument("text", nargs="?", default="", help="the message (not with --dialog)")
+    parser.add_argument("--dialog", choices=["survey"])
+    parser.add_argument("--locale")
+    parser.add_argument("--id", help="idempotency key: the same id twice is one notification")
+    parser.add_argument("--no-wait", action="store_true", help="queue it and exit")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="stop watching after this many seconds")
+    args = parser.parse_args(argv)
+    if bool(args.text) == bool(args.dialog):
+        parser.error("give either a text or --dialog")
+
+    load_local_settings()
+    from shared_code.app import services
+    from shared_code.notifications import jobs
+    from shared_code.plumbing.errors import AppError
+
+    app = services.get()
+    job = build_job(args)
+    try:
+        jobs.parse_job(job)
+        jobs.enqueue(job, app)
+    except AppError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    print(f"queued notification {job['id']} on {app.settings.jobs_queue}")
+    if args.no_wait:
+        return 0
+    return watch(job["id"], app, timeout=args.timeout)
+
+
+def watch(notification_id: str, app: Any, *, timeout: float, interval: float = 1.0) -> int:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        status = app.notifications.status(notification_id)
+        line = "waiting for the queue function to pick it up..."
+        if status is not None:
+            s = status.to_json()
+            line = (f"{s['state']}: {s['sent']}/{s['total']} sent, {s['failed']} failed, "
+                    f"{s['skipped']['inactive']} inactive, {s['skipped']['gone']} gone, {s['pending']} pending")
+            if s["state"] != "running":
+                print(line)
+                for error in s["errors"]:
+                    print(f"  e.g. {error['code']}: {error['message']}")
+                if s.get("stopReason"):
+                    print(f"  stopped: {s['stopReason']}")
+                return 0 if s["state"] == "done" else 1
+        if line != last:
+            print(line, flush=True)
+            last = line
+        time.sleep(interval)
+    print("still running; check again with GET /api/notify/" + notification_id, file=sys.stderr)
+    return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The app's long-lived objects (settings, clients, stores), built lazily once per process.
+
+A cache that is safe to lose: `reset()` drops it (tests do, after changing settings),
+and the next call builds it again from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from shared_code.plumbing.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # imported lazily below: a function imports only what its path needs (cold start)
+    from azure.storage.queue import QueueClient
+
+    from shared_code.conversation.state import DialogStateStore
+    from shared_code.conversation.survey import SurveyAnswerStore
+    from shared_code.notifications.ledger import Ledger
+    from shared_code.notifications.store import NotificationStore
+    from shared_code.protocol.connector import ConnectorClient
+    from shared_code.storage.addresses import AddressStore
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        # What "now" is for scheduling and retention: tests move it days ahead instead of sleeping.
+        self.clock: Callable[[], datetime] = _utc_now
+
+    @cached_property
+    def http_session(self):  # noqa: ANN201 - requests.Session, imported lazily
+        from shared_code.protocol.connector import new_session
+
+        return new_session(self.settings.send_concurrency)
+
+    @cached_property
+    def credentials(self):  # noqa: ANN201 - OutboundCredentials or NoCredentials
+        if self.settings.local_mode:
+            from shared_code.protocol.connector import NoCredentials
+
+            return NoCredentials()
+        from shared_code.protocol.outbound_auth import OutboundCredentials
+
+        return OutboundCredentials(self.settings, self.http_session)
+
+    @cached_property
+    def inbound_auth(self):  # noqa: ANN201 - InboundAuthenticator
+        from shared_code.protocol.inbound_auth import InboundAuthenticator
+
+        return InboundAuthenticator(self.settings, self.http_session)
+
+    @cached_property
+    def connector(self) -> ConnectorClient:
+        from shared_code.protocol.connector import ConnectorClient
+
+        return ConnectorClient(self.credentials, self.http_session)
+
+    @cached_property
+    def table_service(self):  # noqa: ANN201 - TableServiceClient
+        from azure.data.tables import TableServiceClient
+
+        return TableServiceClient.from_connection_string(self.settings.storage_connection)
+
+    @cached_property
+    def addresses(self) -> AddressStore:
+        from shared_code.storage.addresses import AddressStore
+
+        return AddressStore(self.table_service.get_table_client(self.settings.addresses_table))
+
+    @cached_property
+    def dialog_state(self) -> DialogStateStore:
+        from shared_code.conversation.state import DialogStateStore
+
+        return DialogStateStore(self.table_service.get_table_client(self.settings.dialog_state_table))
+
+    @cached_property
+    def survey_answers(self) -> SurveyAnswerStore:
+        from shared_code.conversation.survey import SurveyAnswerStore
+
+        return SurveyAnswerStore(self.table_service.get_table_client(self.settings.survey_answers_table))
+
+    @cached_property
+    def notifications(self) -> NotificationStore:
+        from shared_code.notifications.store import NotificationStore
+
+        return NotificationStore(self.table_service.get_table_client(self.settings.notifications_table))
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        from shared_code.notifications.ledger import Ledger
+
+        return Ledger(self.table_service.get_table_client(self.settings.deliveries_table),
+                      lease_seconds=self.settings.delivery_lease_seconds)
+
+    def queue(self, name: str | None = None) -> QueueClient:
+        from azure.storage.queue import QueueClient
+
+        return QueueClient.from_connection_string(self.settings.storage_connection, name or self.settings.jobs_queue)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+_current: Services | None = None
+_lock = threading.Lock()
+
+
+def get() -> Services:
+    global _current
+    current = _current
+    if current is None:
+        with _lock:
+            if _current is None:
+                from shared_code.plumbing.telemetry import install_redaction
+
+                install_redaction()  # every log line, not only the outcome lines, loses credentials
+                _current = Services(load_settings())
+                if _current.settings.local_mode:
+                    log.warning("MicrosoftAppId is empty: local mode. Inbound requests are not authenticated "
+                                "and no token is sent to channels. Set MicrosoftAppId to deploy.")
+            current = _current
+    return current
+
+
+def reset() -> None:
+    global _current
+    with _lock:
+        _current = None

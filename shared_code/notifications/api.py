@@ -1,0 +1,91 @@
+"""The notify API: send now to one conversation, or start a notification to many and report on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from shared_code.conversation.proactive import send_localized
+from shared_code.notifications import fanout
+from shared_code.notifications.jobs import Job, JobKind, TargetKind, parse_job
+from shared_code.notifications.store import NotificationState
+from shared_code.plumbing.errors import NotFound
+from shared_code.storage.addresses import Address
+
+if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
+    from shared_code.app.services import Services
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+def find_address(conversation_id: str, services: Services) -> Address:
+    address = services.addresses.get(conversation_id)
+    if address is None:
+        raise NotFound("no saved address for that conversation")
+    return address
+
+
+def notify(data: dict[str, Any], services: Services, *, request_url: str = "") -> Answer:
+    """POST /api/notify. One conversation and a message: sent now (200 with the activity id).
+    One conversation and a dialog: started now (200 with {"started": bool}). Anything else, and
+    anything with `notBefore`: a notification, idempotent on the caller's `id`, on the queue (202)."""
+    job = parse_job(data, require_version=False)
+    at_once = job.target.is_single and job.not_before is None
+    if at_once and job.kind is JobKind.MESSAGE:
+        address = find_address(job.target.value, services)
+        activity_id = send_localized(address, job.localized(), services, locale=job.locale)
+        return Answer(200, {"id": activity_id, "conversation": address.conversation_id})
+    if at_once and job.kind is JobKind.DIALOG:
+        return Answer(200, start_dialog(job, services))
+    _check_target_exists(job, services)
+    notification, created = fanout.start(job, services)
+    base = _base_url(request_url, services)
+    return Answer(202, {"id": notification.id, "status": f"{base}/api/notify/{quote(notification.id, safe='')}",
+                        "created": created})
+
+
+def start_dialog(job: Job, services: Services) -> dict[str, Any]:
+    """Start a dialog (the survey) in one saved conversation now: {"started": false} when it
+    was already running there, or this request's "id" was already applied."""
+    from shared_code.conversation.dialogs import begin_dialog
+
+    address = find_address(job.target.value, services)
+    return {"started": begin_dialog(address, job.dialog, job.id, services)}
+
+
+def status(notification_id: str, services: Services) -> Answer:
+    """GET /api/notify/{id}: exact counts, summed over the page summaries (never the deliveries)."""
+    found = services.notifications.status(notification_id)
+    if found is None:
+        raise NotFound("no notification with that id")
+    return Answer(200, found.to_json())
+
+
+def cancel(notification_id: str, services: Services) -> Answer:
+    """DELETE /api/notify/{id}: stop what has not been sent yet (page jobs check before sending)."""
+    if services.notifications.get(notification_id) is None:
+        raise NotFound("no notification with that id")
+    services.notifications.stop(notification_id, NotificationState.CANCELLED, "cancelled by the caller")
+    return status(notification_id, services)
+
+
+def _check_target_exists(job: Job, services: Services) -> None:
+    if job.target.kind is TargetKind.CONVERSATION:
+        find_address(job.target.value, services)
+    elif job.target.kind is TargetKind.USER and not services.addresses.find_by_user(job.target.value):
+        raise NotFound("no saved address for that user")
+
+
+def _base_url(request_url: str, services: Services) -> str:
+    parts = urlsplit(request_url)
+    if parts.scheme and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return services.settings.public_base_url.rstrip("/")
+
+
+__all__ = ["Answer", "cancel", "notify", "status"]

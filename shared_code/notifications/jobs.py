@@ -1,0 +1,180 @@
+"""Proactive jobs: the versioned queue message format, its validation, and putting jobs on the queue.
+
+Wire format, version 1 (JSON, base64 on the queue):
+
+    {"v": 1, "kind": "message", "id": "<notification id>",
+     "to": {"conversation": "<id>"} | {"user": "<id>"} | {"channel": "<id>"} | "all",
+     "text": "...", "locale": "en-US"}
+    {"v": 1, "kind": "dialog", "dialog": "survey", "id": "...", "to": ...}
+
+Optional, added compatibly (a message needs `text` or `attachments`):
+`attachments` (list, e.g. Adaptive Cards), `suggestedActions` ({"actions": [...]}); each of
+`text`/`attachments`/`suggestedActions` may instead be a map from locale to value, with
+`defaultLocale` naming the fallback (see content.py); `notBefore` (ISO 8601 with a time zone)
+delays the notification.
+
+`id` is optional for callers (one is made up); it names the notification, so the
+same id sent twice is one notification.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from shared_code.plumbing.errors import BadInput
+from shared_code.protocol.content import MAX_CONTENT_BYTES, Content, LocalizedContent, parse_content
+from shared_code.storage import queues
+
+if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
+    from shared_code.app.services import Services
+
+VERSION = 1
+MAX_TEXT_BYTES = MAX_CONTENT_BYTES  # the connector refuses larger messages (MessageSizeTooBig)
+MAX_ID_LENGTH = 200
+KNOWN_DIALOGS = frozenset({"survey"})
+# Wire names of the content fields beyond plain `text`, kept as given (validated by parse_content).
+CONTENT_FIELDS = ("attachments", "suggestedActions", "defaultLocale")
+
+
+class JobKind(StrEnum):
+    MESSAGE = "message"
+    DIALOG = "dialog"
+
+
+class TargetKind(StrEnum):
+    CONVERSATION = "conversation"
+    USER = "user"
+    CHANNEL = "channel"
+    ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kind: TargetKind
+    value: str = ""  # empty for ALL
+
+    @property
+    def is_single(self) -> bool:
+        return self.kind is TargetKind.CONVERSATION
+
+    def to_json(self) -> Any:
+        return "all" if self.kind is TargetKind.ALL else {self.kind.value: self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    kind: JobKind
+    target: Target
+    id: str
+    text: str = ""
+    locale: str | None = None
+    dialog: str = ""
+    # Content beyond a plain string `text`, as given on the wire: a localized `text` map,
+    # `attachments`, `suggestedActions`, `defaultLocale`. Empty for a text-only message.
+    content: dict[str, Any] = field(default_factory=dict)
+    not_before: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": VERSION, "kind": self.kind.value, "id": self.id, "to": self.target.to_json()}
+        if self.kind is JobKind.MESSAGE:
+            if self.text:
+                out["text"] = self.text
+            out.update(self.content)
+            if self.locale:
+                out["locale"] = self.locale
+        else:
+            out["dialog"] = self.dialog
+        if self.not_before is not None:
+            out["notBefore"] = self.not_before.isoformat()
+        return out
+
+    def localized(self) -> LocalizedContent:
+        """The message's content, one per locale (or one for all)."""
+        if not self.content:
+            # Plain text was checked against MAX_TEXT_BYTES alone, as before cards existed.
+            return LocalizedContent({"": Content(self.text)})
+        return parse_content({"text": self.text or None, **self.content})
+
+
+def parse_target(value: Any) -> Target:
+    if value == "all":
+        return Target(TargetKind.ALL)
+    if isinstance(value, dict) and len(value) == 1:
+        [(key, item)] = value.items()
+        if key in {k.value for k in TargetKind if k is not TargetKind.ALL} and isinstance(item, str) and item:
+            return Target(TargetKind(key), item)
+    raise BadInput('to must be {"conversation": id}, {"user": id}, {"channel": id} or "all"')
+
+
+def parse_job(data: Any, *, require_version: bool = True) -> Job:
+    """Validate a job (queue message or HTTP body); BadInput says what is wrong."""
+    if not isinstance(data, dict):
+        raise BadInput("a job must be a JSON object")
+    if require_version or "v" in data:
+        if data.get("v") != VERSION:
+            raise BadInput(f"unknown job version {data.get('v')!r}; this app reads version {VERSION}")
+    kind_value = data.get("kind") or ("dialog" if "dialog" in data else "message")
+    try:
+        kind = JobKind(kind_value)
+    except ValueError:
+        raise BadInput(f"unknown job kind {kind_value!r}; expected message or dialog") from None
+    target = parse_target(data.get("to"))
+    job_id = data.get("id")
+    if job_id is None:
+        job_id = uuid.uuid4().hex
+    if not isinstance(job_id, str) or not job_id or len(job_id) > MAX_ID_LENGTH:
+        raise BadInput(f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+    locale = data.get("locale")
+    if locale is not None and not isinstance(locale, str):
+        raise BadInput("locale must be a string such as en-US")
+    not_before = parse_not_before(data.get("notBefore"))
+    if kind is JobKind.MESSAGE:
+        text = data.get("text")
+        content = {name: data[name] for name in CONTENT_FIELDS if data.get(name) is not None}
+        if isinstance(text, dict) or content:
+            if isinstance(text, dict):
+                content = {"text": text, **content}
+                text = None
+            parse_content({"text": text, **content})  # validates: BadInput says what is wrong
+            return Job(kind, target, job_id, text=text or "", locale=locale or None, content=content,
+                       not_before=not_before)
+        if not isinstance(text, str) or not text.strip():
+            raise BadInput("text is required (a non-empty string), or attachments")
+        if len(text.encode()) > MAX_TEXT_BYTES:
+            raise BadInput(f"text is longer than {MAX_TEXT_BYTES} bytes")
+        return Job(kind, target, job_id, text=text, locale=locale or None, not_before=not_before)
+    dialog = data.get("dialog")
+    if not isinstance(dialog, str) or dialog not in KNOWN_DIALOGS:
+        raise BadInput(f"unknown dialog {dialog!r}; known: {', '.join(sorted(KNOWN_DIALOGS))}")
+    return Job(kind, target, job_id, dialog=dialog, locale=locale or None, not_before=not_before)
+
+
+def parse_not_before(value: Any) -> datetime | None:
+    """`notBefore`: an ISO 8601 time with a time zone (a zoneless time would mean the server's zone)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadInput("notBefore must be an ISO 8601 time with a time zone, e.g. 2026-12-01T09:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"notBefore {value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise BadInput(f"notBefore {value!r} needs a time zone (Z or +hh:mm)")
+    return parsed
+
+
+def enqueue(data: dict[str, Any], services: Services, *, delay_seconds: float = 0, queue_name: str | None = None) -> None:
+    """Put a job on the jobs queue, invisible for `delay_seconds` (the serverless setTimeout)."""
+    queues.send(services.queue(queue_name), data, delay_seconds)
+
+
+def send_to_poison(original: bytes | str, reason: str, services: Services, *, queue_name: str | None = None) -> None:
+    """Keep a message that can never succeed, with why, in `<queue>-poison`: never dropped."""
+    name = f"{queue_name or services.settings.jobs_queue}-poison"
+    body = original.decode("utf-8", "replace") if isinstance(original, bytes) else original
+    queues.send(services.queue(name), {"reason": reason, "message": body})

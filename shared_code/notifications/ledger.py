@@ -1,0 +1,223 @@
+"""Delivery ledger: one record per (notification, recipient) so a message goes out at most once.
+
+Shape (after aws-lambda-powertools' idempotency records): the claim is a conditional
+insert of an IN_PROGRESS record (`create_entity` fails if anyone claimed first); the
+outcome replaces it, guarded by the ETag the claim returned. A recipient that failed
+transiently is left in RETRY, which a later page job claims again with an ETag-guarded
+update, so only one of two hosts running the same page can win it.
+
+The window between the connector's answer and the SENT mark cannot be closed (the
+connector has no idempotency key). We choose AT-MOST-ONCE for it: a claim still
+IN_PROGRESS after the lease is never sent again; it becomes FAILED with the code
+`outcome_unknown`. The claim is taken right before the POST (after the rate-limit
+wait), so such a record really means "the send may have happened", not "queued".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared_code.storage.keys import encode_key
+from shared_code.storage.tables import ensure_table
+
+
+class DeliveryState(StrEnum):
+    IN_PROGRESS = "in_progress"  # claimed; the send may have happened
+    RETRY = "retry"  # failed transiently; claimable again
+    SENT = "sent"
+    FAILED = "failed"  # attempts exhausted, refused by the channel, or outcome unknown
+    GONE = "gone"  # 403/404: the user removed or blocked the bot; address deactivated
+    INACTIVE = "inactive"  # the address was inactive or deleted when its turn came
+    CANCELLED = "cancelled"  # the notification was cancelled before this one's turn
+
+
+TERMINAL = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.GONE, DeliveryState.INACTIVE,
+                      DeliveryState.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientKey:
+    channel_id: str
+    conversation_id: str
+
+    @property
+    def row_key(self) -> str:
+        # Fixed length whatever the ids: two encoded ids could exceed the 1 KiB key limit.
+        raw = json.dumps([self.channel_id, self.conversation_id], ensure_ascii=False)
+        return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def to_json(self) -> list[str]:
+        return [self.channel_id, self.conversation_id]
+
+    @classmethod
+    def from_json(cls, data: Any) -> RecipientKey:
+        if not (isinstance(data, list) and len(data) == 2 and all(isinstance(x, str) and x for x in data)):
+            raise ValueError("a recipient key is [channel id, conversation id]")
+        return cls(data[0], data[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    key: RecipientKey
+    state: DeliveryState
+    attempts: int = 0
+    claimed_at: float = 0.0  # epoch seconds of the latest claim
+    code: str = ""
+    detail: str = ""
+    etag: str = ""
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"  # ours: send now
+    DONE = "done"  # someone finished it (or gave up on it): skip
+    BUSY = "busy"  # another host holds a live claim: look again after `wait`
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    delivery: Delivery | None = None
+    wait: float = 0.0
+
+
+def partition_key(notification_id: str, page: str) -> str:
+    return f"{encode_key(notification_id)}.{page}"
+
+
+class Ledger:
+    def __init__(self, table: TableClient, *, lease_seconds: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._table = table
+        self._lease = lease_seconds
+        self._clock = clock
+
+    def page(self, notification_id: str, page: str) -> dict[RecipientKey, Delivery]:
+        """Every record of one page: one partition query, not a read per recipient."""
+        ensure_table(self._table)
+        found = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": partition_key(notification_id, page)}
+        )
+        records = (_from_entity(e) for e in found)
+        return {d.key: d for d in records}
+
+    def claim(self, notification_id: str, page: str, key: RecipientKey, known: Delivery | None = None) -> Claim:
+        """Make `key` ours to send, or say why not. Races are settled by the table, not by us."""
+        ensure_table(self._table)
+        pk = partition_key(notification_id, page)
+        if known is None:
+            record = Delivery(key, DeliveryState.IN_PROGRESS, attempts=1, claimed_at=self._clock())
+            try:
+                meta = self._table.create_entity(_to_entity(pk, record))
+                return Claim(ClaimOutcome.CLAIMED, _with_etag(record, meta))
+            except ResourceExistsError:
+                known = self._get(pk, key)
+        for _ in range(5):
+            if known is None:  # deleted under us: nobody else can hold it
+                return self.claim(notification_id, page, key, None)
+            if known.state in TERMINAL:
+                return Claim(ClaimOutcome.DONE, known)
+            now = self._clock()
+            if known.state is DeliveryState.IN_PROGRESS:
+                age = now - known.claimed_at
+                if age < self._lease:
+                    return Claim(ClaimOutcome.BUSY, known, wait=self._lease - age)
+                # Abandoned mid-send: at-most-once, so never send again (see module docstring).
+                record = Delivery(key, DeliveryState.FAILED, known.attempts, known.claimed_at, "outcome_unknown",
+                                  "the sending host stopped between the send and its record; not resent")
+            else:  # RETRY
+                record = Delivery(key, DeliveryState.IN_PROGRESS, attempts=known.attempts + 1, claimed_at=now)
+            try:
+                meta = self._replace(pk, record, known.etag)
+            except (ResourceModifiedError, ResourceNotFoundError):
+                known = self._get(pk, key)
+                continue
+            if record.state is DeliveryState.FAILED:
+                return Claim(ClaimOutcome.DONE, _with_etag(record, meta))
+            return Claim(ClaimOutcome.CLAIMED, _with_etag(record, meta))
+        return Claim(ClaimOutcome.BUSY, known, wait=1.0)
+
+    def finish(self, notification_id: str, page: str, claimed: Delivery, state: DeliveryState,
+               code: str = "", detail: str = "") -> None:
+        """Record the outcome of a send we claimed (guarded by the claim's ETag)."""
+        pk = partition_key(notification_id, page)
+        record = Delivery(claimed.key, state, claimed.attempts, claimed.claimed_at, code, detail[:500])
+        try:
+            self._replace(pk, record, claimed.etag)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            # Our lease ran out and another host wrote `outcome_unknown`; a SENT we saw is the truth.
+            if state is DeliveryState.SENT:
+                self._table.upsert_entity(_to_entity(pk, record), mode=UpdateMode.REPLACE)
+
+    def record_skips(self, notification_id: str, page: str,
+                     skips: Iterable[tuple[RecipientKey, DeliveryState, str]]) -> None:
+        """Record recipients skipped without a send (inactive address), in batches of 100.
+
+        A batch is all-or-nothing: if any record already exists (another host got
+        there first) the batch fails, and the records are written one by one instead.
+        """
+        ensure_table(self._table)
+        pk = partition_key(notification_id, page)
+        entities = [_to_entity(pk, Delivery(k, state, code=code)) for k, state, code in skips]
+        for start in range(0, len(entities), 100):
+            chunk = entities[start:start + 100]
+            try:
+                self._table.submit_transaction([("create", e) for e in chunk])
+            except Exception:  # TableTransactionError (a conflict) or a partial failure: go one by one
+                for entity in chunk:
+                    try:
+                        self._table.create_entity(entity)
+                    except ResourceExistsError:
+                        pass
+
+    def _get(self, pk: str, key: RecipientKey) -> Delivery | None:
+        try:
+            return _from_entity(self._table.get_entity(pk, key.row_key))
+        except ResourceNotFoundError:
+            return None
+
+    def _replace(self, pk: str, record: Delivery, etag: str) -> dict[str, Any]:
+        return self._table.update_entity(_to_entity(pk, record), mode=UpdateMode.REPLACE,
+                                         etag=etag, match_condition=MatchConditions.IfNotModified)
+
+
+def _with_etag(record: Delivery, meta: dict[str, Any]) -> Delivery:
+    return Delivery(record.key, record.state, record.attempts, record.claimed_at, record.code, record.detail,
+                    str(meta.get("etag") or ""))
+
+
+def _to_entity(pk: str, record: Delivery) -> dict[str, Any]:
+    return {
+        "PartitionKey": pk,
+        "RowKey": record.key.row_key,
+        "ChannelId": record.key.channel_id,
+        "ConversationId": record.key.conversation_id,
+        "State": record.state.value,
+        "Attempts": record.attempts,
+        "ClaimedAt": float(record.claimed_at),
+        "Code": record.code,
+        "Detail": record.detail,
+        "UpdatedAt": datetime.now(UTC),
+    }
+
+
+def _from_entity(entity: Any) -> Delivery:
+    return Delivery(
+        key=RecipientKey(entity["ChannelId"], entity["ConversationId"]),
+        state=DeliveryState(entity["State"]),
+        attempts=int(entity.get("Attempts") or 0),
+        claimed_at=float(entity.get("ClaimedAt") or 0.0),
+        code=entity.get("Code") or "",
+        detail=entity.get("Detail") or "",
+        etag=str(entity.metadata.get("etag") or "") if hasattr(entity, "metadata") else "",
+    )

@@ -1,0 +1,89 @@
+"""Running a job taken from the queue: public jobs start a notification, internal ones fan out or send."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shared_code.notifications import fanout, jobs
+from shared_code.notifications.jobs import Job, JobKind
+from shared_code.plumbing.errors import AppRejected, BadInput, Conflict, NotFound, RecipientGone
+from shared_code.storage import queues
+
+if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
+    from shared_code.app.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What became of a queue message, for the function's outcome line."""
+
+    kind: str = ""
+    notification_id: str = ""
+    poisoned: str = ""  # the reason, when the message went to the poison queue
+
+
+def handle_queue_message(body: bytes, services: Services, *, message_id: str = "") -> Handled:
+    """Run one queue message. Raises only for what a retry can fix (the host retries, then poisons);
+    a message that can never succeed goes to the poison queue at once, with the reason.
+
+    `message_id` (the queue's own id, the same on every delivery of a message) names the
+    notification of a public job that carries no `id`, so a redelivered job is not a second one.
+    """
+    try:
+        data = queues.decode_message(body)
+        if len(body) > queues.MAX_QUEUE_MESSAGE_BYTES:
+            raise BadInput(f"the queue message is larger than {queues.MAX_QUEUE_MESSAGE_BYTES // 1024} KiB")
+        work: Any = fanout.parse_internal(data) if fanout.is_internal(data) else _parse_public(data, message_id)
+    except BadInput as bad:
+        log.warning("job refused, moved to poison: %s", bad.message)
+        jobs.send_to_poison(body, bad.message, services)
+        return Handled(poisoned=bad.message)
+    kind = work.kind.value if isinstance(work, Job) else type(work).__name__.removesuffix("Job").lower()
+    notification_id = work.id if isinstance(work, Job) else work.notification
+    try:
+        run(work, services)
+    except (BadInput, NotFound, AppRejected, Conflict, RecipientGone) as final:
+        log.warning("job cannot succeed, moved to poison: %s", final.message)
+        reason = f"{final.code}: {final.message}"
+        jobs.send_to_poison(body, reason, services)
+        return Handled(kind, notification_id, poisoned=reason)
+    return Handled(kind, notification_id)
+
+
+def _parse_public(data: Any, message_id: str) -> Job:
+    if isinstance(data, dict) and "id" not in data and message_id:
+        data = dict(data, id=f"q-{message_id}")
+    return jobs.parse_job(data)
+
+
+def run(work: Job | fanout.ScanJob | fanout.PageJob, services: Services) -> None:
+    if isinstance(work, fanout.ScanJob):
+        fanout.run_scan(work, services)
+    elif isinstance(work, fanout.PageJob):
+        from shared_code.notifications.delivery import run_page
+
+        run_page(work, services)
+    else:
+        run_job(work, services)
+
+
+def run_job(job: Job, services: Services) -> None:
+    """A public job: a notification, delivered through the same ledger as a broadcast (so exactly once).
+
+    A dialog for one conversation starts here and now: the dialog state records the job ids it
+    has applied, which makes it exactly once without the ledger and without two more queue hops.
+    """
+    if job.target.is_single:
+        address = services.addresses.get(job.target.value)
+        if address is None:
+            raise NotFound(f"no saved address for conversation {job.target.value!r}")
+        if job.kind is JobKind.DIALOG and job.not_before is None:
+            from shared_code.conversation.dialogs import begin_dialog
+
+            begin_dialog(address, job.dialog, job.id, services)
+            return
+    fanout.start(job, services)

@@ -1,0 +1,334 @@
+"""Notifications: the record of one send to many (idempotent create, per-page summaries, status).
+
+One partition per notification in the Notifications table: the notification itself
+(RowKey "notification") and one summary per page ("page.<id>"). The scan writes a
+page's summary first (its recipients frozen, so a retried scan re-sends the same
+page); the page job rewrites its counts from the page's ledger. Status is one
+partition query: a few hundred small rows for 20k recipients, never the deliveries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared_code.notifications.jobs import Job
+from shared_code.notifications.ledger import RecipientKey
+from shared_code.plumbing.errors import Conflict
+from shared_code.storage.keys import encode_key
+from shared_code.storage.tables import ensure_table
+
+NOTIFICATION_ROW = "notification"
+PAGE_PREFIX = "page."
+_KEYS_CHUNK = 30_000  # characters per string property (Table Storage allows 64 KiB = 32K UTF-16 units)
+MAX_SAMPLE_ERRORS = 5
+
+
+class NotificationState(StrEnum):
+    SCHEDULED = "scheduled"  # notBefore is ahead: waiting on a delayed message or the scheduled-notifications timer
+    RUNNING = "running"
+    DONE = "done"  # derived on read (scan finished, nothing pending), never stored
+    STOPPED = "stopped"  # the channel refused the bot as a whole
+    CANCELLED = "cancelled"  # the caller asked to stop
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    job: Job
+    payload_hash: str
+    state: NotificationState = NotificationState.RUNNING
+    stop_reason: str = ""
+    scan_done: bool = False
+    created_at: datetime | None = None
+    parked: bool = False  # scheduled beyond the queue's 7 days: the timer queues it when due
+
+    @property
+    def open(self) -> bool:
+        """Not stopped or cancelled: running, or scheduled to run."""
+        return self.state in (NotificationState.RUNNING, NotificationState.SCHEDULED)
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    @property
+    def stopped(self) -> bool:
+        return self.state in (NotificationState.STOPPED, NotificationState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class PageCounts:
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    gone: int = 0
+    inactive: int = 0
+    errors: tuple[dict[str, str], ...] = ()
+    cancelled: int = 0  # frozen in a page, never sent: the notification was cancelled first
+
+    @property
+    def finished(self) -> int:
+        return self.sent + self.failed + self.gone + self.inactive + self.cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    page: str
+    keys: list[RecipientKey]
+    next_continuation: dict[str, Any] | None
+    last: bool
+    enqueued: bool
+    counts: PageCounts = field(default_factory=PageCounts)
+    etag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    notification: Notification
+    pages: int
+    counts: PageCounts
+
+    @property
+    def pending(self) -> int:
+        return self.counts.total - self.counts.finished
+
+    @property
+    def state(self) -> NotificationState:
+        if self.notification.stopped or self.notification.state is NotificationState.SCHEDULED:
+            return self.notification.state
+        if self.notification.scan_done and self.pending == 0:
+            return NotificationState.DONE
+        return NotificationState.RUNNING
+
+    def to_json(self) -> dict[str, Any]:
+        n, c = self.notification, self.counts
+        out: dict[str, Any] = {
+            "id": n.id, "state": self.state.value, "kind": n.job.kind.value, "to": n.job.target.to_json(),
+            "scanComplete": n.scan_done, "pages": self.pages,
+            "total": c.total, "sent": c.sent, "failed": c.failed,
+            "skipped": {"inactive": c.inactive, "gone": c.gone}, "cancelled": c.cancelled, "pending": self.pending,
+            "errors": list(c.errors),
+        }
+        if n.stop_reason:
+            out["stopReason"] = n.stop_reason
+        if n.created_at:
+            out["createdAt"] = n.created_at.isoformat()
+        if n.job.not_before is not None:
+            out["notBefore"] = n.job.not_before.isoformat()
+        return out
+
+
+def payload_hash(job: Job) -> str:
+    """What makes two requests "the same notification": everything but the id (canonical JSON)."""
+    data = {k: v for k, v in job.to_json().items() if k != "id"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class NotificationStore:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    @property
+    def table(self) -> TableClient:
+        return self._table
+
+    def create(self, job: Job, *, scheduled: bool = False, parked: bool = False,
+               created_at: datetime | None = None) -> tuple[Notification, bool]:
+        """Insert the notification unless it exists; (notification, created).
+
+        The same id with a different payload is a Conflict (409): a reused key, not a retry.
+        `scheduled`: it waits for its notBefore; `parked`: too far ahead for a delayed message.
+        """
+        ensure_table(self._table)
+        digest = payload_hash(job)
+        state = NotificationState.SCHEDULED if scheduled else NotificationState.RUNNING
+        entity = {
+            "PartitionKey": encode_key(job.id), "RowKey": NOTIFICATION_ROW,
+            "NotificationId": job.id, "Job": json.dumps(job.to_json(), ensure_ascii=False),
+            "PayloadHash": digest, "State": state.value, "StopReason": "",
+            "ScanDone": False, "CreatedAt": (created_at or datetime.now(UTC)).astimezone(UTC), "Parked": parked,
+        }
+        if job.not_before is not None:
+            entity["NotBefore"] = job.not_before.astimezone(UTC)
+        try:
+            self._table.create_entity(entity)
+            return _notification(entity), True
+        except ResourceExistsError:
+            existing = self.get(job.id)
+            if existing is None:  # deleted in between: try once more
+                return self.create(job, scheduled=scheduled, parked=parked, created_at=created_at)
+            if existing.payload_hash != digest:
+                raise Conflict(f"notification id {job.id!r} was already used for a different notification") from None
+            return existing, False
+
+    def get(self, notification_id: str) -> Notification | None:
+        ensure_table(self._table)
+        try:
+            return _notification(self._table.get_entity(encode_key(notification_id), NOTIFICATION_ROW))
+        except ResourceNotFoundError:
+            return None
+
+    def stop(self, notification_id: str, state: NotificationState, reason: str) -> None:
+        """Stop a running or scheduled notification; the first reason given is the one kept."""
+        self._move(notification_id, (NotificationState.RUNNING, NotificationState.SCHEDULED),
+                   {"State": state.value, "StopReason": reason[:1000]})
+
+    def start_running(self, notification_id: str) -> None:
+        """A scheduled notification's time has come (its first scan runs); a cancelled one stays cancelled."""
+        self._move(notification_id, (NotificationState.SCHEDULED,),
+                   {"State": NotificationState.RUNNING.value, "Parked": False})
+
+    def unpark(self, notification_id: str) -> None:
+        """The timer queued it: later pickups leave it alone."""
+        self._move(notification_id, (NotificationState.SCHEDULED,), {"Parked": False})
+
+    def _move(self, notification_id: str, from_states: tuple[NotificationState, ...], changes: dict[str, Any]) -> None:
+        # ETag-guarded: a cancel racing the first scan ends either cancelled or running, never half.
+        for _ in range(5):
+            try:
+                entity = self._table.get_entity(encode_key(notification_id), NOTIFICATION_ROW)
+            except ResourceNotFoundError:
+                return
+            if entity.get("State") not in {s.value for s in from_states}:
+                return
+            try:
+                self._table.update_entity(
+                    {"PartitionKey": entity["PartitionKey"], "RowKey": NOTIFICATION_ROW, **changes},
+                    mode=UpdateMode.MERGE, etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+                return
+            except ResourceModifiedError:
+                continue
+
+    def parked_due(self, until: datetime) -> list[Notification]:
+        """Parked notifications whose notBefore is at or before `until` (parameterized query)."""
+        ensure_table(self._table)
+        rows = self._table.query_entities(
+            "RowKey eq @row and Parked eq @parked and State eq @state and NotBefore le @until",
+            parameters={"row": NOTIFICATION_ROW, "parked": True, "state": NotificationState.SCHEDULED.value,
+                        "until": until.astimezone(UTC)})
+        return [_notification(row) for row in rows]
+
+    def mark_scan_done(self, notification_id: str) -> None:
+        self._table.update_entity({"PartitionKey": encode_key(notification_id), "RowKey": NOTIFICATION_ROW,
+                                   "ScanDone": True}, mode=UpdateMode.MERGE)
+
+    def get_page(self, notification_id: str, page: str) -> PageRecord | None:
+        try:
+            return _page(self._table.get_entity(encode_key(notification_id), PAGE_PREFIX + page))
+        except ResourceNotFoundError:
+            return None
+
+    def claim_page(self, notification_id: str, page: str, keys: list[RecipientKey],
+                   next_continuation: dict[str, Any] | None) -> PageRecord:
+        """Freeze a page's recipients (conditional insert); a retried scan gets the first version back."""
+        text = json.dumps([k.to_json() for k in keys], ensure_ascii=False)
+        entity: dict[str, Any] = {
+            "PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
+            "Next": json.dumps(next_continuation) if next_continuation is not None else "",
+            "Last": next_continuation is None, "Enqueued": False, "Total": len(keys),
+            "Sent": 0, "Failed": 0, "Gone": 0, "Inactive": 0, "Cancelled": 0, "Errors": "[]",
+            "KeyChunks": 0,
+        }
+        chunks = [text[i:i + _KEYS_CHUNK] for i in range(0, len(text), _KEYS_CHUNK)] or ["[]"]
+        entity["KeyChunks"] = len(chunks)
+        for index, chunk in enumerate(chunks):
+            entity[f"Keys{index}"] = chunk
+        try:
+            self._table.create_entity(entity)
+        except ResourceExistsError:
+            pass
+        record = self.get_page(notification_id, page)
+        assert record is not None  # just written, and pages are never deleted
+        return record
+
+    def mark_page_enqueued(self, notification_id: str, page: str) -> None:
+        self._table.update_entity({"PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
+                                   "Enqueued": True}, mode=UpdateMode.MERGE)
+
+    def save_counts(self, notification_id: str, page: str, compute: Any) -> None:
+        """Rewrite a page's counts from `compute()` (reads the ledger), ETag-guarded.
+
+        The page's ETag is read before the ledger: a writer whose ledger read is older
+        than another's write fails its update and reads again, so counts never go back.
+        """
+        for _ in range(10):
+            record = self.get_page(notification_id, page)
+            if record is None:
+                return
+            counts: PageCounts = compute()
+            try:
+                self._table.update_entity(
+                    {"PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
+                     "Sent": counts.sent, "Failed": counts.failed, "Gone": counts.gone,
+                     "Inactive": counts.inactive, "Cancelled": counts.cancelled,
+                     "Errors": json.dumps(list(counts.errors))},
+                    mode=UpdateMode.MERGE, etag=record.etag, match_condition=MatchConditions.IfNotModified)
+                return
+            except ResourceModifiedError:
+                continue
+
+    def status(self, notification_id: str) -> Status | None:
+        """Sum of the page summaries: one partition query."""
+        ensure_table(self._table)
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": encode_key(notification_id)},
+            select=["RowKey", "NotificationId", "Job", "PayloadHash", "State", "StopReason", "ScanDone",
+                    "CreatedAt", "Parked", "Total", "Sent", "Failed", "Gone", "Inactive", "Cancelled", "Errors"],
+        )
+        notification: Notification | None = None
+        pages = 0
+        total = sent = failed = gone = inactive = cancelled = 0
+        errors: list[dict[str, str]] = []
+        for row in rows:
+            if row["RowKey"] == NOTIFICATION_ROW:
+                notification = _notification(row)
+                continue
+            pages += 1
+            total += int(row.get("Total") or 0)
+            sent += int(row.get("Sent") or 0)
+            failed += int(row.get("Failed") or 0)
+            gone += int(row.get("Gone") or 0)
+            inactive += int(row.get("Inactive") or 0)
+            cancelled += int(row.get("Cancelled") or 0)
+            if len(errors) < MAX_SAMPLE_ERRORS:
+                errors.extend(json.loads(row.get("Errors") or "[]")[: MAX_SAMPLE_ERRORS - len(errors)])
+        if notification is None:
+            return None
+        return Status(notification, pages, PageCounts(total, sent, failed, gone, inactive, tuple(errors), cancelled))
+
+
+def _notification(entity: Any) -> Notification:
+    from shared_code.notifications.jobs import parse_job
+
+    job = parse_job(json.loads(entity["Job"]))
+    created = entity.get("CreatedAt")
+    return Notification(
+        job=job, payload_hash=entity["PayloadHash"], state=NotificationState(entity.get("State") or "running"),
+        stop_reason=entity.get("StopReason") or "", scan_done=bool(entity.get("ScanDone")),
+        created_at=created if isinstance(created, datetime) else None, parked=bool(entity.get("Parked")),
+    )
+
+
+def _page(entity: Any) -> PageRecord:
+    text = "".join(entity.get(f"Keys{i}") or "" for i in range(int(entity.get("KeyChunks") or 0)))
+    keys = [RecipientKey.from_json(k) for k in json.loads(text or "[]")]
+    nxt = entity.get("Next") or ""
+    counts = PageCounts(int(entity.get("Total") or 0), int(entity.get("Sent") or 0), int(entity.get("Failed") or 0),
+                        int(entity.get("Gone") or 0), int(entity.get("Inactive") or 0),
+                        tuple(json.loads(entity.get("Errors") or "[]")), int(entity.get("Cancelled") or 0))
+    return PageRecord(page=entity["RowKey"][len(PAGE_PREFIX):], keys=keys,
+                      next_continuation=json.loads(nxt) if nxt else None, last=bool(entity.get("Last")),
+                      enqueued=bool(entity.get("Enqueued")), counts=counts,
+                      etag=str(entity.metadata.get("etag") or ""))
+
+
+__all__ = ["Notification", "NotificationState", "NotificationStore", "PageCounts", "PageRecord", "Status",
+           "payload_hash"]

@@ -1,0 +1,224 @@
+"""Activities and conversation references: Bot Framework JSON in, dataclasses inside, JSON out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared_code.plumbing.errors import BadInput
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelAccount:
+    id: str
+    name: str = ""
+    aad_object_id: str = ""
+    role: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any, what: str) -> ChannelAccount:
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+            raise BadInput(f"activity.{what}.id is required")
+        return cls(
+            id=data["id"],
+            name=_opt_str(data.get("name")),
+            aad_object_id=_opt_str(data.get("aadObjectId")),
+            role=_opt_str(data.get("role")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id}
+        if self.name:
+            out["name"] = self.name
+        if self.aad_object_id:
+            out["aadObjectId"] = self.aad_object_id
+        if self.role:
+            out["role"] = self.role
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationAccount:
+    id: str
+    name: str = ""
+    is_group: bool = False
+    conversation_type: str = ""
+    tenant_id: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any) -> ConversationAccount:
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+            raise BadInput("activity.conversation.id is required")
+        return cls(
+            id=data["id"],
+            name=_opt_str(data.get("name")),
+            is_group=bool(data.get("isGroup", False)),
+            conversation_type=_opt_str(data.get("conversationType")),
+            tenant_id=_opt_str(data.get("tenantId")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id}
+        if self.name:
+            out["name"] = self.name
+        if self.is_group:
+            out["isGroup"] = True
+        if self.conversation_type:
+            out["conversationType"] = self.conversation_type
+        if self.tenant_id:
+            out["tenantId"] = self.tenant_id
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationReference:
+    """Where a user is: enough to start a message to them later (the seed's "address")."""
+
+    channel_id: str
+    service_url: str
+    conversation: ConversationAccount
+    user: ChannelAccount
+    bot: ChannelAccount
+    locale: str = ""
+    activity_id: str = ""
+    tenant_id: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any) -> ConversationReference:
+        if not isinstance(data, dict):
+            raise BadInput("a conversation reference must be a JSON object")
+        return cls(
+            channel_id=_req_str(data, "channelId"),
+            service_url=_req_str(data, "serviceUrl"),
+            conversation=ConversationAccount.from_json(data.get("conversation")),
+            user=ChannelAccount.from_json(data.get("user"), "user"),
+            bot=ChannelAccount.from_json(data.get("bot"), "bot"),
+            locale=_opt_str(data.get("locale")),
+            activity_id=_opt_str(data.get("activityId")),
+            tenant_id=_opt_str(data.get("tenantId")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "channelId": self.channel_id,
+            "serviceUrl": self.service_url,
+            "conversation": self.conversation.to_json(),
+            "user": self.user.to_json(),
+            "bot": self.bot.to_json(),
+        }
+        if self.locale:
+            out["locale"] = self.locale
+        if self.activity_id:
+            out["activityId"] = self.activity_id
+        if self.tenant_id:
+            out["tenantId"] = self.tenant_id
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """An incoming activity: the fields the bot reads, plus the whole JSON as `raw`."""
+
+    type: str
+    id: str
+    channel_id: str
+    service_url: str
+    conversation: ConversationAccount
+    from_: ChannelAccount
+    recipient: ChannelAccount
+    text: str = ""
+    locale: str = ""
+    action: str = ""
+    members_added: tuple[ChannelAccount, ...] = ()
+    members_removed: tuple[ChannelAccount, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Activity:
+        if not isinstance(data, dict):
+            raise BadInput("the activity must be a JSON object")
+        kind = data.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise BadInput("activity.type is required")
+        return cls(
+            type=kind,
+            id=_opt_str(data.get("id")),
+            channel_id=_req_str(data, "channelId"),
+            service_url=_req_str(data, "serviceUrl"),
+            conversation=ConversationAccount.from_json(data.get("conversation")),
+            from_=ChannelAccount.from_json(data.get("from"), "from"),
+            recipient=ChannelAccount.from_json(data.get("recipient"), "recipient"),
+            text=_opt_str(data.get("text")),
+            locale=_opt_str(data.get("locale")),
+            action=_opt_str(data.get("action")),
+            members_added=_accounts(data.get("membersAdded"), "membersAdded"),
+            members_removed=_accounts(data.get("membersRemoved"), "membersRemoved"),
+            raw=data,
+        )
+
+    @property
+    def tenant_id(self) -> str:
+        tenant = ((self.raw.get("channelData") or {}).get("tenant") or {}) if isinstance(self.raw.get("channelData"), dict) else {}
+        return self.conversation.tenant_id or _opt_str(tenant.get("id") if isinstance(tenant, dict) else "")
+
+
+def reference_from_activity(activity: Activity) -> ConversationReference:
+    """The address of the user who sent `activity`: user = from, bot = recipient."""
+    return ConversationReference(
+        channel_id=activity.channel_id,
+        service_url=activity.service_url,
+        conversation=activity.conversation,
+        user=activity.from_,
+        bot=activity.recipient,
+        locale=activity.locale,
+        activity_id=activity.id,
+        tenant_id=activity.tenant_id,
+    )
+
+
+def message_to(
+    reference: ConversationReference,
+    text: str = "",
+    *,
+    locale: str | None = None,
+    reply_to_id: str = "",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A message activity from the bot to the user at `reference` (proactive when no reply_to_id)."""
+    activity: dict[str, Any] = {
+        "type": "message",
+        "from": reference.bot.to_json(),
+        "recipient": reference.user.to_json(),
+        "conversation": reference.conversation.to_json(),
+        "channelId": reference.channel_id,
+        "serviceUrl": reference.service_url,
+    }
+    if text:
+        activity["text"] = text
+    effective_locale = reference.locale if locale is None else locale
+    if effective_locale:
+        activity["locale"] = effective_locale
+    if reply_to_id:
+        activity["replyToId"] = reply_to_id
+    if extra:
+        activity.update(extra)
+    return activity
+
+
+def _req_str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadInput(f"activity.{key} is required")
+    return value
+
+
+def _opt_str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _accounts(value: Any, what: str) -> tuple[ChannelAccount, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise BadInput(f"activity.{what} must be a list")
+    return tuple(ChannelAccount.from_json(item, what) for item in value)

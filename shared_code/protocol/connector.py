@@ -1,0 +1,207 @@
+"""The Bot Connector REST client: send to a conversation, reply, create a conversation.
+
+The one module that owns outbound HTTP to channels. Transport errors and the
+connector's error answers become the app's error types here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from shared_code.plumbing.errors import AppError, AppRejected, BadInput, RecipientGone, Throttled, Upstream
+from shared_code.protocol.activity import ConversationReference
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = (3.05, 20.0)  # (connect, read) seconds
+MAX_RETRY_AFTER = 30.0  # longer waits are the caller's (a delayed queue message), not a sleeping thread
+
+# 403/404 codes that mean this one recipient is gone (PROTOCOL.md: stop, do not retry, deactivate).
+GONE_CODES = {"BotNotInConversationRoster", "ConversationBlockedByUser", "ConversationNotFound", "MessageWritesBlocked"}
+# Codes that mean the whole bot is refused: no recipient will get anything.
+APP_REJECTED_CODES = {"BotDisabledByAdmin", "BotNotRegistered"}
+
+
+class Authorization(Protocol):
+    def authorization(self, service_url: str, *, trusted: bool) -> str | None: ...
+
+
+class NoCredentials:
+    """Local mode (no MicrosoftAppId): the channel gets no token."""
+
+    def authorization(self, service_url: str, *, trusted: bool) -> str | None:
+        return None
+
+    def invalidate(self) -> None:
+        pass
+
+
+def new_session(pool_size: int = 16) -> requests.Session:
+    """One session per process: keep-alive connections, pool sized for the send concurrency."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4), max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class ConnectorClient:
+    def __init__(
+        self,
+        credentials: Authorization,
+        session: requests.Session | None = None,
+        *,
+        timeout: tuple[float, float] = TIMEOUT,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._credentials = credentials
+        self._session = session or new_session()
+        self._timeout = timeout
+        self._sleep = sleep
+
+    def send_to_conversation(
+        self, reference: ConversationReference, activity: dict[str, Any], *, trusted: bool, retries: int = 0
+    ) -> str:
+        """POST the activity to the conversation; returns the channel's activity id."""
+        url = f"{_base(reference.service_url)}/v3/conversations/{quote(reference.conversation.id, safe='')}/activities"
+        return self._post(reference.service_url, url, activity, trusted=trusted, retries=retries).get("id", "")
+
+    def reply_to_activity(
+        self,
+        reference: ConversationReference,
+        reply_to_id: str,
+        activity: dict[str, Any],
+        *,
+        trusted: bool,
+        retries: int = 0,
+    ) -> str:
+        url = (
+            f"{_base(reference.service_url)}/v3/conversations/{quote(reference.conversation.id, safe='')}"
+            f"/activities/{quote(reply_to_id, safe='')}"
+        )
+        body = dict(activity, replyToId=reply_to_id)
+        return self._post(reference.service_url, url, body, trusted=trusted, retries=retries).get("id", "")
+
+    def create_conversation(
+        self, service_url: str, parameters: dict[str, Any], *, trusted: bool, retries: int = 0
+    ) -> dict[str, Any]:
+        """POST /v3/conversations: returns {id, activityId, serviceUrl}."""
+        return self._post(service_url, f"{_base(service_url)}/v3/conversations", parameters, trusted=trusted, retries=retries)
+
+    def _post(self, service_url: str, url: str, body: dict[str, Any], *, trusted: bool, retries: int) -> dict[str, Any]:
+        """POST with bounded retries on what is safe to retry: 429/503 (the message was not taken),
+        412/502/504 with backoff, and one retry with a fresh token after a 401."""
+        attempt = 0
+        refreshed_token = False
+        while True:
+            try:
+                return self._post_once(service_url, url, body, trusted=trusted)
+            except _TokenRejected as exc:
+                if refreshed_token or not hasattr(self._credentials, "invalidate"):
+                    raise AppRejected(
+                        "the channel rejected the bot's token: check MicrosoftAppId and MicrosoftAppPassword",
+                        code="BotNotRegistered" if exc.code == "BotNotRegistered" else "token_rejected",
+                    ) from None
+                self._credentials.invalidate()  # type: ignore[attr-defined]
+                refreshed_token = True
+            except (Throttled, Upstream) as exc:
+                transient = isinstance(exc, Throttled) or exc.transient
+                if not transient or attempt >= retries:
+                    raise
+                wait = exc.retry_after if isinstance(exc, Throttled) and exc.retry_after is not None else _backoff(attempt)
+                if wait > MAX_RETRY_AFTER:
+                    raise
+                attempt += 1
+                self._sleep(wait)
+
+    def _post_once(self, service_url: str, url: str, body: dict[str, Any], *, trusted: bool) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        authorization = self._credentials.authorization(service_url, trusted=trusted)
+        if authorization:
+            headers["Authorization"] = authorization
+        try:
+            response = self._session.post(url, json=body, headers=headers, timeout=self._timeout)
+        except requests.Timeout as exc:
+            raise Upstream("the channel did not answer in time", code="timeout") from exc
+        except requests.RequestException as exc:
+            raise Upstream(f"could not reach the channel: {type(exc).__name__}", code="unreachable") from exc
+        if response.status_code in (200, 201, 202):
+            try:
+                data = response.json()
+            except ValueError:
+                data = {}
+            return data if isinstance(data, dict) else {}
+        raise _error_for(response)
+
+
+class _TokenRejected(AppError):
+    status = 401
+
+
+def _error_for(response: requests.Response) -> AppError:
+    """Map the connector's answer to the app's error types (PROTOCOL.md, throttling and errors)."""
+    status = response.status_code
+    code, message, sub_code = _error_body(response)
+    operation_id = response.headers.get("X-Correlating-OperationId", "")
+    error: AppError
+    if status == 401:
+        error = _TokenRejected(message or "unauthorized", code=code or "Unauthorized")
+    elif code in APP_REJECTED_CODES:
+        error = AppRejected(f"the channel refuses the bot: {code}", code=code)
+    elif status == 429 or status == 503:
+        error = Throttled(f"the channel is throttling ({status})", retry_after=_retry_after(response), status=status)
+    elif status in (403, 404):
+        reason = sub_code if sub_code in GONE_CODES else code or ("ConversationNotFound" if status == 404 else "Forbidden")
+        error = RecipientGone(f"the recipient cannot be reached: {reason}", code=reason)
+    elif status == 413:
+        error = BadInput("the channel refused the message as too big", code=code or "MessageSizeTooBig")
+    elif status == 400:
+        error = BadInput(f"the channel refused the message: {code or 'BadRequest'}", code=code or "BadRequest")
+    elif status in (412, 502, 504):
+        error = Upstream(f"the channel failed ({status})", code=code or f"http_{status}", transient=True)
+    else:
+        error = Upstream(f"the channel failed ({status})", code=code or f"http_{status}", transient=False)
+    error.operation_id = operation_id
+    log.warning("connector answered %s %s (operation id %s)", status, error.code, operation_id or "-")
+    return error
+
+
+def _error_body(response: requests.Response) -> tuple[str, str, str]:
+    try:
+        data = response.json()
+    except ValueError:
+        return "", "", ""
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return "", "", ""
+    inner = error.get("innerHttpError")
+    sub_code = ""
+    if isinstance(inner, dict) and isinstance(inner.get("body"), dict):
+        sub_code = str(inner["body"].get("subCode") or "")
+    return str(error.get("code") or ""), str(error.get("message") or ""), sub_code
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare from the connector; fall back to backoff
+
+
+def _backoff(attempt: int) -> float:
+    return min(8.0, 0.5 * 2**attempt) * (0.5 + random.random() / 2)
+
+
+def _base(service_url: str) -> str:
+    return service_url.rstrip("/")

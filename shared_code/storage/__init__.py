@@ -1,0 +1,4 @@
+"""Storage: Table Storage helpers and keys, queue messages, and the address store (the saved conversation references).
+
+May import: protocol, plumbing.
+"""
