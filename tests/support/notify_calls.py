@@ -9,8 +9,8 @@ from typing import Any
 
 import NotifyFunction
 from shared_code.app import services
-from tests.builders import http_request, reference
-from tests.queue_driver import QueueDriver
+from tests.support.builders import http_request, reference
+from tests.support.queue_driver import QueueDriver
 
 CARD = {
     "contentType": "application/vnd.microsoft.card.adaptive",

@@ -14,7 +14,7 @@ from shared_code.app import services
 from shared_code.conversation.state import ConversationState, DialogStateStore, StateConflict
 from shared_code.conversation.survey import PROMPT
 from shared_code.conversation.turn import GREETING
-from tests.builders import dialog_job, http_request, message, queue_message
+from tests.support.builders import dialog_job, http_request, message, queue_message
 
 NAME_REPLY = "Nice to meet you, Ada! What's your favourite colour?"
 

@@ -17,7 +17,7 @@ import pytest
 
 from deploy import build as builder
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # A persistent wheel cache: pip downloads ~15 MB once, later sessions build offline in seconds.
 PIP_CACHE = ROOT / "dist" / "pip-cache"
 

@@ -14,7 +14,7 @@ from shared_code.plumbing.errors import BadInput
 CARD = {"contentType": "application/vnd.microsoft.card.adaptive",
         "content": {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "hi"}]}}
 ACTIONS = {"actions": [{"type": "imBack", "title": "Yes", "value": "yes"}]}
-SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "job.v1.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "job.v1.schema.json").read_text())
 
 GOOD = [
     {"v": 1, "to": "all", "text": "hi"},

@@ -11,7 +11,7 @@ import NotifyFunction
 import NotifyQueueFunction
 import PurgeFunction
 import TimerSurveyFunction
-from tests.builders import http_request, message, queue_message
+from tests.support.builders import http_request, message, queue_message
 
 
 class Context:

@@ -9,7 +9,7 @@ import pytest
 import MessagesFunction
 from shared_code.app import services
 from shared_code.conversation.turn import GREETING
-from tests.builders import conversation_update, http_request, message
+from tests.support.builders import conversation_update, http_request, message
 
 
 def post(activity: object, **kwargs: object):

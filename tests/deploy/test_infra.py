@@ -13,7 +13,7 @@ import pytest
 
 from shared_code.plumbing.settings import SETTING_NAMES, Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "main.json"
 # The official schema, kept in the repo (tests/schemas/README.md says where it comes from).
 HOST_SCHEMA = ROOT / "tests" / "schemas" / "host.schema.json"

@@ -11,7 +11,7 @@ import MessagesFunction
 import NotifyFunction
 from shared_code.app import services
 from stubs.connector import Fault
-from tests.builders import conversation_update, http_request, message
+from tests.support.builders import conversation_update, http_request, message
 
 
 def notify(body: object = None, **kwargs: object):

@@ -9,7 +9,7 @@ import pytest
 
 import NotifyQueueFunction
 from shared_code.app import services
-from tests.queue_driver import QueueDriver
+from tests.support.queue_driver import QueueDriver
 
 BAD_MESSAGES = {
     "not json": (b"{nope", "not UTF-8 JSON"),
@@ -57,7 +57,7 @@ def test_text_that_is_not_base64_ends_in_poison_as_it_came(app_env):
 
 
 def test_a_public_job_without_an_id_is_one_notification_however_often_it_is_delivered(app_env, connector):
-    from tests.builders import reference
+    from tests.support.builders import reference
 
     services.get().addresses.save_many([reference(connector.url, "c-1")], trusted=False)
     body = b'{"v": 1, "to": "all", "text": "from another service"}'

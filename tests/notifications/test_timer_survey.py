@@ -19,10 +19,10 @@ from shared_code.app import services
 from shared_code.conversation.survey import BACK, PROMPT
 from shared_code.notifications import timer_survey
 from shared_code.plumbing.errors import ConfigError
-from tests.builders import conversation_update, dialog_job, http_request, message, queue_message
-from tests.queue_driver import QueueDriver
+from tests.support.builders import conversation_update, dialog_job, http_request, message, queue_message
+from tests.support.queue_driver import QueueDriver
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def say(connector, conversation_id: str, text: str) -> None:

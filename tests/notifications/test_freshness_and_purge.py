@@ -10,8 +10,8 @@ import MessagesFunction
 import PurgeFunction
 from shared_code.app import services
 from shared_code.notifications.ledger import partition_key
-from tests.builders import http_request, message
-from tests.extras_support import call, drain, seed, status
+from tests.support.builders import http_request, message
+from tests.support.notify_calls import call, drain, seed, status
 
 
 def post_activity(activity: dict):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 from shared_code.app import cli, services
-from tests.builders import reference
-from tests.queue_driver import QueueDriver
+from tests.support.builders import reference
+from tests.support.queue_driver import QueueDriver
 
 
 def test_cli_queues_a_broadcast_and_reports_the_final_counts(app_env, connector, capsys):
@@ -24,3 +24,13 @@ def test_cli_queues_a_broadcast_and_reports_the_final_counts(app_env, connector,
     assert "queued notification cli-1" in out
     assert "done: 3/3 sent, 0 failed, 0 inactive, 0 gone, 0 pending" in out
     assert [connector.texts(f"c-{i}") for i in range(3)] == [["from the ops team"]] * 3
+
+
+def test_the_cli_still_answers_to_its_first_name():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "shared_code.notify_cli", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0
+    assert "--all" in done.stdout

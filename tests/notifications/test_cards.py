@@ -6,7 +6,7 @@ import json
 
 from shared_code.app import services
 from shared_code.notifications import jobs
-from tests.extras_support import ACTIONS, CARD, body, call, drain, driver, queued, seed, status
+from tests.support.notify_calls import ACTIONS, CARD, body, call, drain, driver, queued, seed, status
 
 BIG_CARD = {"contentType": CARD["contentType"],
             "content": {"type": "AdaptiveCard", "version": "1.5",

@@ -8,8 +8,8 @@ from shared_code.app import services
 from shared_code.notifications import fanout, jobs
 from shared_code.notifications.jobs import parse_job
 from stubs.connector import Fault, RandomFaults
-from tests.builders import reference
-from tests.queue_driver import QueueDriver
+from tests.support.builders import reference
+from tests.support.queue_driver import QueueDriver
 
 FAST = {"RetryDelayScale": "0.25", "SendConcurrency": "16", "SendRatePerSecond": "2000"}
 

@@ -8,8 +8,8 @@ from azure.functions.timer import TimerRequest
 
 import ScheduledNotificationsFunction
 from shared_code.app import services
-from tests.builders import reference
-from tests.extras_support import body, call, drain, queued, seed, status
+from tests.support.builders import reference
+from tests.support.notify_calls import body, call, drain, queued, seed, status
 
 
 def test_a_notification_scheduled_ahead_arrives_no_earlier_than_its_time(app_env, connector):

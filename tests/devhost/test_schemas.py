@@ -14,8 +14,8 @@ from devhost.app import FunctionSpec, resolve_settings
 from devhost.routes import RouteTemplate
 from devhost.timer_trigger import parse_schedule
 
-ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = Path(__file__).resolve().parent / "schemas"
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 FUNCTION_FILES = sorted(ROOT.glob("*/function.json"))
 DEFINITION_FOR_TYPE = {
     "httpTrigger": "httpBinding", "http": "httpBinding",

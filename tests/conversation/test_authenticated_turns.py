@@ -13,7 +13,7 @@ from shared_code.app import services
 from stubs.connector import ConnectorStub
 from stubs.openid import OpenIdStub
 from stubs.token import TokenStub
-from tests.builders import http_request, message
+from tests.support.builders import http_request, message
 
 APP_ID, APP_PASSWORD = "test-app-id", "test-app-password"
 

@@ -8,8 +8,8 @@ import pytest
 
 import NotifyFunction
 from shared_code.app import services
-from tests.builders import http_request, reference
-from tests.queue_driver import QueueDriver
+from tests.support.builders import http_request, reference
+from tests.support.queue_driver import QueueDriver
 
 
 def call(method: str, body: object = None, *, notification_id: str = "", **kwargs: object):

@@ -7,8 +7,8 @@ import pytest
 import MessagesFunction
 from shared_code.app import services
 from shared_code.conversation.survey import PROMPT
-from tests.builders import http_request, message
-from tests.extras_support import CARD, call, drain, seed, status
+from tests.support.builders import http_request, message
+from tests.support.notify_calls import CARD, call, drain, seed, status
 
 LOCALES = {"c-en": "en-US", "c-fr": "fr-FR", "c-ca": "fr-CA", "c-de": "de-DE"}
 

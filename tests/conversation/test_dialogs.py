@@ -19,7 +19,7 @@ from shared_code.conversation.survey import BACK, PROMPT, THANKS
 from shared_code.conversation.turn import GREETING
 from shared_code.plumbing.errors import BadInput, Throttled
 from shared_code.storage import queues
-from tests.builders import dialog_job, http_request, message, queue_message
+from tests.support.builders import dialog_job, http_request, message, queue_message
 
 COLOUR_AGAIN = "So, Ada, what's your favourite colour?"
 
