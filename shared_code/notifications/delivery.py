@@ -12,6 +12,7 @@ import logging
 import math
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,11 +22,12 @@ from shared_code.conversation.proactive import send_localized
 from shared_code.notifications import jobs
 from shared_code.notifications.fanout import PageJob
 from shared_code.notifications.jobs import JobKind
-from shared_code.notifications.ledger import ClaimOutcome, Delivery, DeliveryState, RecipientKey
+from shared_code.notifications.ledger import MAX_CHUNK, ClaimOutcome, Delivery, DeliveryState, Finish, RecipientKey
 from shared_code.notifications.rate_limit import process_limiter
 from shared_code.notifications.sender import send_all
 from shared_code.notifications.store import Notification, NotificationState, PageCounts
 from shared_code.plumbing.errors import AppError, AppRejected, NotFound, RecipientGone, Throttled, Upstream
+from shared_code.storage.addresses import Address
 
 if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
     from shared_code.app.services import Services
@@ -63,7 +65,14 @@ AfterSend = Callable[[RecipientKey], None]
 
 
 def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None = None) -> dict[Outcome, int]:
-    """Send one page job; re-queue what failed transiently; refresh the page's counts."""
+    """Send one page job; re-queue what failed transiently; refresh the page's counts.
+
+    Table operations per page: the notification, the ledger partition, the page's addresses
+    (a range query per channel), then one transaction per chunk of `SendConcurrency`
+    recipients (that chunk's claims and the previous chunk's outcomes together), and the
+    counts. A host that dies mid-page leaves at most one chunk, the sends in flight, as
+    `outcome_unknown`.
+    """
     store, ledger, settings = services.notifications, services.ledger, services.settings
     notification = store.get(job.notification)
     if notification is None:
@@ -74,29 +83,66 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
             return _record_cancelled(job, services)
         return {}
     known = ledger.page(job.notification, job.page)
+    addresses = services.addresses.get_many((k.channel_id, k.conversation_id) for k in job.keys)
+    tally: dict[Outcome, int] = {}
+    results: list[tuple[RecipientKey, Result]] = []
+    todo: list[tuple[RecipientKey, Delivery | None, Address | None]] = []
+    skips: list[tuple[RecipientKey, DeliveryState, str]] = []
+    for key in job.keys:
+        record = known.get(key)
+        if record is not None and record.state not in (DeliveryState.RETRY, DeliveryState.IN_PROGRESS):
+            results.append((key, Result(Outcome.ALREADY)))
+            continue
+        address = addresses.get((key.channel_id, key.conversation_id))
+        if (address is None or not address.active) and record is None:
+            reason = "address_unknown" if address is None else (address.inactive_reason or "address_inactive")
+            skips.append((key, DeliveryState.INACTIVE, reason))
+            results.append((key, Result(Outcome.INACTIVE, code=reason)))
+            continue
+        todo.append((key, record, address))
+    ledger.record_skips(job.notification, job.page, skips)
+
     stop = threading.Event()
     stop_reason: list[str] = []
     activity_fields = _content(notification)
+    pacer = _pacer(services)
 
-    limiter = process_limiter(settings.send_rate_per_second)
-
-    def send_one(key: RecipientKey, take_token: Callable[[], None]) -> Result:
+    def send_one(item: tuple[RecipientKey, Delivery, Address | None], take_token: Callable[[], None]) -> Finish:
+        key, claimed, address = item
         try:
-            result = _deliver(key, known.get(key), notification, job, services, activity_fields, take_token, stop,
-                              after_send)
-            if result.outcome is Outcome.RETRY and result.code == "throttled" and result.wait > 0:
-                limiter.hold(min(result.wait * settings.retry_delay_scale, MAX_THROTTLE_HOLD))
-            return result
+            return _deliver(claimed, address, notification, services, activity_fields, pacer, after_send)
         except AppRejected as rejected:
             stop_reason.append(f"{rejected.code}: {rejected.message}")
             stop.set()
-            return Result(Outcome.STOPPED, code=rejected.code)
+            # Not this recipient's fault: leave it claimable, in case an operator restarts the broadcast.
+            return Finish(claimed, DeliveryState.RETRY, "stopped", "the broadcast was stopped")
 
-    results = send_all(job.keys, send_one, concurrency=settings.send_concurrency,
-                       limiter=limiter, stop=stop)
+    chunk_size = max(1, min(settings.send_concurrency, MAX_CHUNK))
+    finishes: list[Finish] = []
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start:start + chunk_size]
+        if stop.is_set():
+            results.extend((key, Result(Outcome.STOPPED)) for key, _, _ in chunk)
+            continue
+        claims = ledger.settle(job.notification, job.page, finishes, [(key, record) for key, record, _ in chunk])
+        results.extend((finish.claimed.key, _result(finish)) for finish in finishes)
+        finishes = []
+        sendable = []
+        for (key, _, address), claim in zip(chunk, claims, strict=True):
+            if claim.outcome is ClaimOutcome.DONE:
+                results.append((key, Result(Outcome.ALREADY)))
+            elif claim.outcome is ClaimOutcome.BUSY:
+                results.append((key, Result(Outcome.BUSY, wait=claim.wait)))
+            else:
+                assert claim.delivery is not None
+                sendable.append((key, claim.delivery, address))
+        finishes = [finish for _, finish in send_all(sendable, send_one, concurrency=settings.send_concurrency)]
+    if finishes:
+        ledger.settle(job.notification, job.page, finishes)
+        results.extend((finish.claimed.key, _result(finish)) for finish in finishes)
+
     if stop_reason:
         store.stop(job.notification, NotificationState.STOPPED, stop_reason[0])
-    tally: dict[Outcome, int] = {}
     for _, result in results:
         tally[result.outcome] = tally.get(result.outcome, 0) + 1
     again = [(key, r) for key, r in results if r.outcome in (Outcome.RETRY, Outcome.BUSY)]
@@ -144,74 +190,93 @@ def _content(notification: Notification) -> dict[str, Any]:
     return {"kind": job.kind, "localized": localized, "locale": job.locale, "dialog": job.dialog, "id": job.id}
 
 
-def _deliver(key: RecipientKey, known: Delivery | None, notification: Notification, job: PageJob,
-             services: Services, content: dict[str, Any], take_token: Callable[[], None],
-             stop: threading.Event, after_send: AfterSend | None) -> Result:
-    ledger, settings = services.ledger, services.settings
-    if known is not None and known.state not in (DeliveryState.RETRY, DeliveryState.IN_PROGRESS):
-        return Result(Outcome.ALREADY)
-    address = services.addresses.get(key.conversation_id, key.channel_id)
-    if address is None or not address.active:
-        if known is None:  # a RETRY record is updated when claimed below, so only fresh ones are skipped here
-            reason = "address_unknown" if address is None else (address.inactive_reason or "address_inactive")
-            ledger.record_skips(job.notification, job.page, [(key, DeliveryState.INACTIVE, reason)])
-            return Result(Outcome.INACTIVE, code=reason)
-    if stop.is_set():
-        return Result(Outcome.STOPPED)
-    take_token()  # before the claim: the claim should be as close to the POST as it can be
-    claim = ledger.claim(job.notification, job.page, key, known)
-    if claim.outcome is ClaimOutcome.DONE:
-        return Result(Outcome.ALREADY)
-    if claim.outcome is ClaimOutcome.BUSY:
-        return Result(Outcome.BUSY, wait=claim.wait)
-    assert claim.delivery is not None
-    claimed = claim.delivery
+class _Pacer:
+    """When a send may go: the process's token bucket; a 429 holds it for everyone in the process."""
 
-    def finish(state: DeliveryState, code: str = "", detail: str = "") -> None:
-        ledger.finish(job.notification, job.page, claimed, state, code, detail)
+    def __init__(self, services: Services) -> None:
+        settings = services.settings
+        self._limiter = process_limiter(settings.send_rate_per_second)
+        self._scale = settings.retry_delay_scale
 
+    def acquire(self, address: Address) -> None:
+        self._limiter.acquire()
+
+    def throttled(self, address: Address, retry_after: float | None) -> float:
+        """Say the channel answered 429; the seconds this sender should wait before trying again."""
+        wait = (retry_after if retry_after is not None else 1.0) * self._scale
+        self._limiter.hold(min(wait, MAX_THROTTLE_HOLD))
+        return wait
+
+
+def _pacer(services: Services) -> _Pacer:
+    return _Pacer(services)
+
+
+def _result(finish: Finish) -> Result:
+    outcome = _OUTCOME_OF[finish.state]
+    if finish.state is DeliveryState.RETRY:
+        return Result(outcome, wait=finish.retry_after, code=finish.code)
+    return Result(outcome, code=finish.code)
+
+
+def _deliver(claimed: Delivery, address: Address | None, notification: Notification, services: Services,
+             content: dict[str, Any], pacer: _Pacer, after_send: AfterSend | None) -> Finish:
+    """Send to one claimed recipient; its outcome, for the ledger. Raises AppRejected (stop everything)."""
+    settings = services.settings
     if address is None or not address.active:  # a retried recipient whose address went away meanwhile
-        finish(DeliveryState.INACTIVE, "address_unknown" if address is None else "address_inactive")
-        return Result(Outcome.INACTIVE)
-    try:
-        if content["kind"] is JobKind.MESSAGE:
-            # Each recipient gets the content for its own locale; a 429 goes back to the queue, not to sleep.
-            send_localized(address, content["localized"], services, locale=content["locale"], retries=0)
-        else:
-            from shared_code.conversation.dialogs import begin_dialog
+        return Finish(claimed, DeliveryState.INACTIVE, "address_unknown" if address is None else "address_inactive")
+    # A throttled try is retried here, uncounted, for a while; past a third of the lease (so no
+    # other host mistakes the claim for a dead one), the recipient goes back to the queue, still uncounted.
+    deadline = claimed.claimed_at + settings.delivery_lease_seconds / 3
+    while True:
+        pacer.acquire(address)
+        try:
+            if content["kind"] is JobKind.MESSAGE:
+                # Each recipient gets the content for its own locale.
+                send_localized(address, content["localized"], services, locale=content["locale"], retries=0)
+            else:
+                from shared_code.conversation.dialogs import begin_dialog
 
-            if not begin_dialog(address, content["dialog"], content["id"], services):
-                # Already in that dialog (e.g. a survey started by hand): not interrupted twice.
-                finish(DeliveryState.INACTIVE, "already_in_dialog", "the conversation is already in this dialog")
-                return Result(Outcome.INACTIVE, code="already_in_dialog")
-    except (Throttled, Upstream) as error:
-        if isinstance(error, Upstream) and not error.transient:
-            finish(DeliveryState.FAILED, error.code, error.message)
-            return Result(Outcome.FAILED, code=error.code)
-        if claimed.attempts >= settings.send_max_attempts:
-            finish(DeliveryState.FAILED, error.code, f"gave up after {claimed.attempts} attempts: {error.message}")
-            return Result(Outcome.FAILED, code=error.code)
-        finish(DeliveryState.RETRY, error.code, error.message)
-        wait = error.retry_after if isinstance(error, Throttled) and error.retry_after is not None else -1.0
-        return Result(Outcome.RETRY, wait=wait, code=error.code)
-    except RecipientGone as gone:  # the address was marked inactive where the send failed
-        finish(DeliveryState.GONE, gone.code, gone.message)
-        return Result(Outcome.GONE, code=gone.code)
-    except AppRejected:
-        # Not this recipient's fault: leave it claimable, in case an operator restarts the broadcast.
-        finish(DeliveryState.RETRY, "stopped", "the broadcast was stopped")
-        raise
-    except AppError as error:  # BadInput (400/413 from the channel) and the like: a retry cannot fix it
-        finish(DeliveryState.FAILED, error.code, error.message)
-        return Result(Outcome.FAILED, code=error.code)
-    if after_send is not None:
-        after_send(key)
-    finish(DeliveryState.SENT)
-    return Result(Outcome.SENT)
+                if not begin_dialog(address, content["dialog"], content["id"], services):
+                    # Already in that dialog (e.g. a survey started by hand): not interrupted twice.
+                    return Finish(claimed, DeliveryState.INACTIVE, "already_in_dialog",
+                                  "the conversation is already in this dialog")
+        except Throttled as throttled:
+            wait = pacer.throttled(address, throttled.retry_after)
+            if time.time() + wait < deadline:
+                time.sleep(wait)
+                continue
+            return Finish(claimed, DeliveryState.RETRY, throttled.code, throttled.message, counted=False,
+                          retry_after=wait)
+        except Upstream as error:
+            if not error.transient:
+                return Finish(claimed, DeliveryState.FAILED, error.code, error.message)
+            if claimed.attempts >= settings.send_max_attempts:
+                return Finish(claimed, DeliveryState.FAILED, error.code,
+                              f"gave up after {claimed.attempts} attempts: {error.message}")
+            return Finish(claimed, DeliveryState.RETRY, error.code, error.message)
+        except RecipientGone as gone:  # the address was marked inactive where the send failed
+            return Finish(claimed, DeliveryState.GONE, gone.code, gone.message)
+        except AppRejected:
+            raise
+        except AppError as error:  # BadInput (400/413 from the channel) and the like: a retry cannot fix it
+            return Finish(claimed, DeliveryState.FAILED, error.code, error.message)
+        if after_send is not None:
+            after_send(claimed.key)
+        return Finish(claimed, DeliveryState.SENT)
+
+
+_OUTCOME_OF = {
+    DeliveryState.SENT: Outcome.SENT, DeliveryState.RETRY: Outcome.RETRY, DeliveryState.FAILED: Outcome.FAILED,
+    DeliveryState.GONE: Outcome.GONE, DeliveryState.INACTIVE: Outcome.INACTIVE,
+    DeliveryState.CANCELLED: Outcome.CANCELLED, DeliveryState.IN_PROGRESS: Outcome.BUSY,
+}
 
 
 def _delay(result: Result, attempt: int, scale: float) -> float:
     if result.outcome is Outcome.BUSY:
         return math.ceil(result.wait)  # the lease is already a setting: not scaled
+    if result.code == "throttled" and result.wait >= 0:
+        return math.ceil(result.wait)  # already scaled by the pacer
     base = result.wait if result.wait >= 0 else min(60.0, 2.0 ** attempt) * (0.5 + random.random() / 2)
     return math.ceil(base * scale) if base * scale > 0 else 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -101,6 +101,26 @@ class AddressStore:
             return _from_entity(entity)
         found = self._query("RowKey eq @row", {"row": encode_key(conversation_id)})
         return next((a for a in map(_from_entity, found) if a.conversation_id == conversation_id), None)
+
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Address]:
+        """The addresses of many (channel id, conversation id) pairs: one range query per channel, not a read each.
+
+        A broadcast page holds recipients that the scan read in key order, so each channel's share
+        is one contiguous RowKey range; rows in the range that were not asked for are dropped.
+        """
+        wanted: dict[str, dict[str, tuple[str, str]]] = {}
+        for channel_id, conversation_id in keys:
+            partition, row = address_keys(channel_id, conversation_id)
+            wanted.setdefault(partition, {})[row] = (channel_id, conversation_id)
+        found: dict[tuple[str, str], Address] = {}
+        for partition, rows in wanted.items():
+            entities = self._query("PartitionKey eq @p and RowKey ge @first and RowKey le @last",
+                                   {"p": partition, "first": min(rows), "last": max(rows)})
+            for entity in entities:
+                pair = rows.get(entity["RowKey"])
+                if pair is not None:
+                    found[pair] = _from_entity(entity)
+        return found
 
     def find_by_user(self, user_id: str) -> list[Address]:
         return [_from_entity(e) for e in self._query("UserId eq @user", {"user": user_id})]

@@ -115,10 +115,12 @@ def test_page_job_that_dies_after_k_sends_is_retried_without_duplicates(app_env,
 
     assert any(isinstance(f, HostDied) for f in host.failures)
     assert {cid: len(connector.activities(cid)) for cid in ids} == dict.fromkeys(ids, 1)
-    # The send whose record the dead host never wrote is not resent (at-most-once), and says so.
+    # The sends whose records the dead host never wrote are not resent (at-most-once), and say so.
+    # The ledger records a chunk of SendConcurrency sends at once: no more than that are in doubt.
     got = status(nid)
-    assert (got["sent"], got["failed"], got["pending"]) == (39, 1, 0)
-    assert got["errors"][0]["code"] == "outcome_unknown"
+    assert got["sent"] + got["failed"] == 40 and got["pending"] == 0
+    assert 1 <= got["failed"] <= 4
+    assert {e["code"] for e in got["errors"]} == {"outcome_unknown"}
 
 
 def test_two_hosts_on_the_same_queue_deliver_exactly_once(app_env, connector):
@@ -189,17 +191,30 @@ def test_a_bot_refused_by_the_channel_stops_the_whole_broadcast(app_env, connect
     assert got["sent"] == delivered
 
 
-def test_a_429_with_retry_after_pauses_every_send_of_the_process(app_env, connector):
-    from shared_code.notifications.rate_limit import process_limiter
+def test_a_429_is_waited_out_and_retried_without_using_up_an_attempt(app_env, connector):
+    import time
 
-    app_env.set(SendRatePerSecond="777", RetryDelayScale="1")  # a bucket of this test's own
+    app_env.set(SendRatePerSecond="777", RetryDelayScale="1", SendMaxAttempts="1")  # a bucket of this test's own
     seed(connector.url, 1, prefix="slow")
     connector.fail_next("slow-00000", Fault(429, retry_after=2))
-    broadcast(job_id="n-429")
+    nid = broadcast(job_id="n-429")
     runner = driver(app_env)
-    while connector.attempts("slow-00000") == 0:
-        runner.step()
+    started = time.time()
+    runner.run_until(is_done(nid), timeout=30)
 
-    waited = process_limiter(777).acquire()
+    # One attempt allowed, one 429 spent: the recipient is still delivered, after the channel's Retry-After.
+    assert connector.attempts("slow-00000") == 2
+    assert connector.arrival_times("slow-00000")[0] >= started + 2
+    got = status(nid)
+    assert (got["sent"], got["failed"]) == (1, 0)
 
-    assert waited > 1.0  # the rest of the process waits out the channel's Retry-After too
+
+def test_a_429_holds_every_send_of_the_process(app_env):
+    from shared_code.notifications import delivery
+    from shared_code.notifications.rate_limit import process_limiter
+
+    app_env.set(SendRatePerSecond="778", RetryDelayScale="1")  # a bucket of this test's own
+    pacer = delivery._pacer(services.get())
+    pacer.throttled(None, 2.0)
+
+    assert process_limiter(778).acquire() > 1.0  # the rest of the process waits out the Retry-After too
