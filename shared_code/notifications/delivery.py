@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared_code.conversation.proactive import send_localized
 from shared_code.notifications import jobs
-from shared_code.notifications.fanout import PageJob
+from shared_code.notifications.fanout import PageJob, check_page_job
 from shared_code.notifications.jobs import JobKind
 from shared_code.notifications.ledger import MAX_CHUNK, ClaimOutcome, Delivery, DeliveryState, Finish, RecipientKey
 from shared_code.notifications.rate_limit import process_limiter
@@ -82,6 +82,7 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
         if notification.state is NotificationState.CANCELLED:
             return _record_cancelled(job, services)
         return {}
+    check_page_job(job, store)
     known = ledger.page(job.notification, job.page)
     addresses = services.addresses.get_many((k.channel_id, k.conversation_id) for k in job.keys)
     tally: dict[Outcome, int] = {}

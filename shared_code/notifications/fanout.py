@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from shared_code.notifications import jobs
 from shared_code.notifications.jobs import Job, TargetKind
 from shared_code.notifications.ledger import RecipientKey
-from shared_code.notifications.store import Notification, NotificationState
+from shared_code.notifications.store import Notification, NotificationState, NotificationStore
 from shared_code.plumbing.errors import BadInput, NotFound
 from shared_code.storage import queues
 
@@ -146,6 +146,7 @@ def run_scan(scan: ScanJob, services: Services, *, now: datetime | None = None) 
     page_id = f"{scan.index:06d}"
     record = store.get_page(scan.notification, page_id)
     if record is None:
+        _check_follows_a_frozen_page(scan, store)
         keys, next_continuation = _read_page(notification, scan, services)
         record = store.claim_page(scan.notification, page_id, keys, next_continuation)
     if record.enqueued:
@@ -157,6 +158,28 @@ def run_scan(scan: ScanJob, services: Services, *, now: datetime | None = None) 
     else:
         jobs.enqueue(ScanJob(scan.notification, scan.index + 1, record.next_continuation).to_json(), services)
     store.mark_page_enqueued(scan.notification, page_id)
+
+
+def _check_follows_a_frozen_page(scan: ScanJob, store: NotificationStore) -> None:
+    """A scan may only freeze the page right after the last frozen one, from where that one ended:
+    a forged or stale scan job can neither skip ahead nor read an overlapping page."""
+    if scan.index == 0:
+        if scan.continuation is not None:
+            raise BadInput("the first scan of a notification starts at the beginning (continuation null)")
+        return
+    previous = store.get_page(scan.notification, f"{scan.index - 1:06d}")
+    if previous is None or previous.last or previous.next_continuation != scan.continuation:
+        raise BadInput(f"scan {scan.index} of {scan.notification!r} does not follow the last frozen page")
+
+
+def check_page_job(job: PageJob, store: NotificationStore) -> None:
+    """A page job may only name recipients frozen for its page: a forged one cannot widen the audience."""
+    record = store.get_page(job.notification, job.page)
+    if record is None:
+        raise BadInput(f"page {job.page!r} of {job.notification!r} was never frozen")
+    frozen = set(record.keys)
+    if any(key not in frozen for key in job.keys):
+        raise BadInput(f"the page job names recipients that are not in page {job.page!r} of {job.notification!r}")
 
 
 def _read_page(notification: Notification, scan: ScanJob,
