@@ -151,12 +151,13 @@ def run_scan(scan: ScanJob, services: Services, *, now: datetime | None = None) 
         record = store.claim_page(scan.notification, page_id, keys, next_continuation)
     if record.enqueued:
         return  # a duplicate of a finished step: the rest of the chain is already on its way
-    for chunk in split_keys(record.keys):
-        jobs.enqueue(PageJob(scan.notification, page_id, chunk).to_json(), services)
+    # The next step first: a host that dies now delays this page only (until the retry or the sweep).
     if record.last:
         store.mark_scan_done(scan.notification)
     else:
         jobs.enqueue(ScanJob(scan.notification, scan.index + 1, record.next_continuation).to_json(), services)
+    for chunk in split_keys(record.keys):
+        jobs.enqueue(PageJob(scan.notification, page_id, chunk).to_json(), services)
     store.mark_page_enqueued(scan.notification, page_id)
 
 

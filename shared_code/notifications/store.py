@@ -88,6 +88,7 @@ class PageRecord:
     enqueued: bool
     counts: PageCounts = field(default_factory=PageCounts)
     etag: str = ""
+    resumed: int = 0  # how often a sweep re-issued this page's job
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,30 @@ class NotificationStore:
                         "until": until.astimezone(UTC)})
         return [_notification(row) for row in rows]
 
+    def unsettled(self) -> list[Notification]:
+        """Running notifications not yet seen finished by a sweep (parameterized query)."""
+        ensure_table(self._table)
+        rows = self._table.query_entities("RowKey eq @row and State eq @state",
+                                          parameters={"row": NOTIFICATION_ROW, "state": NotificationState.RUNNING.value})
+        return [_notification(row) for row in rows if not row.get("Settled")]
+
+    def mark_settled(self, notification_id: str) -> None:
+        """The sweep saw it finished: later sweeps pass it by."""
+        self._table.update_entity({"PartitionKey": encode_key(notification_id), "RowKey": NOTIFICATION_ROW,
+                                   "Settled": True}, mode=UpdateMode.MERGE)
+
+    def pages(self, notification_id: str) -> tuple[list[PageRecord], datetime | None]:
+        """Every frozen page of a notification, in order, and when anything in its partition last changed."""
+        ensure_table(self._table)
+        rows = list(self._table.query_entities("PartitionKey eq @pk", parameters={"pk": encode_key(notification_id)}))
+        stamps = [row.metadata.get("timestamp") for row in rows if row.metadata.get("timestamp") is not None]
+        pages = sorted((_page(row) for row in rows if row["RowKey"].startswith(PAGE_PREFIX)), key=lambda p: p.page)
+        return pages, max(stamps) if stamps else None
+
+    def count_resume(self, notification_id: str, page: str, resumed: int) -> None:
+        self._table.update_entity({"PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
+                                   "Resumed": resumed}, mode=UpdateMode.MERGE)
+
     def mark_scan_done(self, notification_id: str) -> None:
         self._table.update_entity({"PartitionKey": encode_key(notification_id), "RowKey": NOTIFICATION_ROW,
                                    "ScanDone": True}, mode=UpdateMode.MERGE)
@@ -326,7 +351,7 @@ def _page(entity: Any) -> PageRecord:
                         tuple(json.loads(entity.get("Errors") or "[]")), int(entity.get("Cancelled") or 0))
     return PageRecord(page=entity["RowKey"][len(PAGE_PREFIX):], keys=keys,
                       next_continuation=json.loads(nxt) if nxt else None, last=bool(entity.get("Last")),
-                      enqueued=bool(entity.get("Enqueued")), counts=counts,
+                      enqueued=bool(entity.get("Enqueued")), counts=counts, resumed=int(entity.get("Resumed") or 0),
                       etag=str(entity.metadata.get("etag") or ""))
 
 

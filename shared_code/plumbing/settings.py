@@ -45,6 +45,7 @@ class Settings:
     send_max_attempts: int = 5  # SendMaxAttempts: tries per recipient before it counts as failed
     retry_delay_scale: float = 1.0  # RetryDelayScale: multiplies re-enqueue delays (tests shrink them)
     delivery_lease_seconds: float = 60.0  # DeliveryLeaseSeconds: a claim older than this is abandoned
+    stalled_after_seconds: float = 900.0  # StalledAfterSeconds: a running broadcast with no progress this long is resumed
     survey_schedule: str = "0 0 9 * * 1-5"  # SurveySchedule (six-field NCRONTAB)
     survey_questions: tuple[str, ...] = ()  # SurveyQuestions, separated by "|"
     survey_audience: str = "all"  # SurveyAudience: "all" or "channel:<channel id>"
@@ -88,6 +89,7 @@ SETTING_NAMES: dict[str, str] = {
     "send_max_attempts": "SendMaxAttempts",
     "retry_delay_scale": "RetryDelayScale",
     "delivery_lease_seconds": "DeliveryLeaseSeconds",
+    "stalled_after_seconds": "StalledAfterSeconds",
     "survey_schedule": "SurveySchedule",
     "survey_questions": "SurveyQuestions",
     "survey_audience": "SurveyAudience",
