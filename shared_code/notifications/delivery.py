@@ -84,7 +84,7 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
         return {}
     check_page_job(job, store)
     known = ledger.page(job.notification, job.page)
-    addresses = services.addresses.get_many((k.channel_id, k.conversation_id) for k in job.keys)
+    addresses = services.addresses.get_many((k.channel_id, k.conversation_id) for k in job.keys if _well_formed(k))
     tally: dict[Outcome, int] = {}
     results: list[tuple[RecipientKey, Result]] = []
     todo: list[tuple[RecipientKey, Delivery | None, Address | None]] = []
@@ -93,6 +93,12 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
         record = known.get(key)
         if record is not None and record.state not in (DeliveryState.RETRY, DeliveryState.IN_PROGRESS):
             results.append((key, Result(Outcome.ALREADY)))
+            continue
+        if record is None and not _well_formed(key):
+            # Saved before the edges checked ids (a lone surrogate, say): no URL can name it. It fails
+            # alone, with its code; the rest of the page goes on.
+            skips.append((key, DeliveryState.FAILED, "invalid_address"))
+            results.append((key, Result(Outcome.FAILED, code="invalid_address")))
             continue
         address = addresses.get((key.channel_id, key.conversation_id))
         if (address is None or not address.active) and record is None:
@@ -211,6 +217,15 @@ class _Pacer:
 
 def _pacer(services: Services) -> _Pacer:
     return _Pacer(services)
+
+
+def _well_formed(key: RecipientKey) -> bool:
+    try:
+        key.channel_id.encode("utf-8")
+        key.conversation_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _result(finish: Finish) -> Result:

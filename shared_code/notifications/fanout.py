@@ -206,7 +206,7 @@ def split_keys(keys: list[RecipientKey] | tuple[RecipientKey, ...]) -> list[tupl
     """Page-job-sized chunks: one normally; more only when ids are long enough to overflow a message."""
     if not keys:
         return []
-    size = len(json.dumps([k.to_json() for k in keys], ensure_ascii=False).encode())
+    size = len(json.dumps([k.to_json() for k in keys]).encode())  # escaped as on the queue
     parts = max(1, math.ceil(size / MAX_JOB_BYTES))
     step = math.ceil(len(keys) / parts)
     return [tuple(keys[i:i + step]) for i in range(0, len(keys), step)]
