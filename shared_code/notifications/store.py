@@ -89,6 +89,7 @@ class PageRecord:
     counts: PageCounts = field(default_factory=PageCounts)
     etag: str = ""
     resumed: int = 0  # how often a sweep re-issued this page's job
+    resumed_at: int = 0  # how many of its recipients were finished at the latest re-issue
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,9 +238,10 @@ class NotificationStore:
         pages = sorted((_page(row) for row in rows if row["RowKey"].startswith(PAGE_PREFIX)), key=lambda p: p.page)
         return pages, max(stamps) if stamps else None
 
-    def count_resume(self, notification_id: str, page: str, resumed: int) -> None:
+    def count_resume(self, notification_id: str, page: str, resumed: int, finished: int) -> None:
+        """A sweep re-issued the page when `finished` of its recipients were done."""
         self._table.update_entity({"PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
-                                   "Resumed": resumed}, mode=UpdateMode.MERGE)
+                                   "Resumed": resumed, "ResumedAt": finished}, mode=UpdateMode.MERGE)
 
     def mark_scan_done(self, notification_id: str) -> None:
         self._table.update_entity({"PartitionKey": encode_key(notification_id), "RowKey": NOTIFICATION_ROW,
@@ -352,6 +354,7 @@ def _page(entity: Any) -> PageRecord:
     return PageRecord(page=entity["RowKey"][len(PAGE_PREFIX):], keys=keys,
                       next_continuation=json.loads(nxt) if nxt else None, last=bool(entity.get("Last")),
                       enqueued=bool(entity.get("Enqueued")), counts=counts, resumed=int(entity.get("Resumed") or 0),
+                      resumed_at=int(entity.get("ResumedAt") or 0),
                       etag=str(entity.metadata.get("etag") or ""))
 
 

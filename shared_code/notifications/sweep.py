@@ -11,7 +11,7 @@ changed for `StalledAfterSeconds` and re-issues what is missing:
 
 Re-issuing is safe because the ledger is: a recipient already sent is skipped, one claimed
 by a live host is left to it. A page re-issued MAX_RESUMES times without finishing cannot
-be sent at all: its unfinished recipients are counted as failed, with the reason, so the
+be sent at all (re-issued MAX_RESUMES times in a row with no recipient finished): its unfinished recipients are counted as failed, with the reason, so the
 counts add up to the audience and the notification ends.
 """
 
@@ -84,11 +84,13 @@ def _resume(notification: Notification, pages: list[PageRecord], services: Servi
         if not unfinished:  # all recorded, only the counts were not saved
             _save_counts(services, nid, page)
             continue
-        if page.resumed >= MAX_RESUMES:
-            _fail(services, nid, page, unfinished)
+        # Resumes are counted while nothing moves; a page that made progress since starts over.
+        resumed = page.resumed if page.counts.finished == page.resumed_at else 0
+        if resumed >= MAX_RESUMES:
+            _fail(services, nid, page, unfinished, resumed)
             report.failed_pages.append(f"{nid}/{page.page}")
             continue
-        store.count_resume(nid, page.page, page.resumed + 1)
+        store.count_resume(nid, page.page, resumed + 1, page.counts.finished)
         jobs.enqueue(fanout.PageJob(nid, page.page, tuple(unfinished), attempt=1).to_json(), services)
         report.pages.append(f"{nid}/{page.page}")
         log.warning("notification %s page %s had no progress: re-issued for %d recipients", nid, page.page,
@@ -113,9 +115,9 @@ def _ledger(services: Services, notification_id: str, page: PageRecord) -> dict:
     return {key: (known[key].state if key in known else None) for key in page.keys}
 
 
-def _fail(services: Services, notification_id: str, page: PageRecord, unfinished: list) -> None:
+def _fail(services: Services, notification_id: str, page: PageRecord, unfinished: list, resumed: int) -> None:
     ledger = services.ledger
-    reason = f"the page's job failed {page.resumed + 1} times (see the poison queue)"
+    reason = f"the page's job was re-issued {resumed} times without progress (see the poison queue)"
     known = ledger.page(notification_id, page.page)
     ledger.record_skips(notification_id, page.page,
                         [(key, DeliveryState.FAILED, "page_failed") for key in unfinished if key not in known])

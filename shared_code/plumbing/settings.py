@@ -45,7 +45,7 @@ class Settings:
     send_max_attempts: int = 5  # SendMaxAttempts: tries per recipient before it counts as failed
     retry_delay_scale: float = 1.0  # RetryDelayScale: multiplies re-enqueue delays (tests shrink them)
     delivery_lease_seconds: float = 60.0  # DeliveryLeaseSeconds: a claim older than this is abandoned
-    stalled_after_seconds: float = 900.0  # StalledAfterSeconds: a running broadcast with no progress this long is resumed
+    stalled_after_seconds: int = 900  # StalledAfterSeconds: a running broadcast with no progress this long is resumed
     survey_schedule: str = "0 0 9 * * 1-5"  # SurveySchedule (six-field NCRONTAB)
     survey_questions: tuple[str, ...] = ()  # SurveyQuestions, separated by "|"
     survey_audience: str = "all"  # SurveyAudience: "all" or "channel:<channel id>"
