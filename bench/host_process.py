@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -62,6 +63,17 @@ class HostProcess:
             self._log.append(line.rstrip())
             if not self.url:
                 lines.put(line)
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def kill(self) -> None:
+        """SIGKILL, by this host's own pid: it dies mid-work, as an instance that is lost does."""
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGKILL)
+        self._process.wait(10)
 
     def log_tail(self) -> str:
         return "\n".join(self._log)

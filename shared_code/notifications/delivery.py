@@ -22,7 +22,15 @@ from shared_code.conversation.proactive import send_localized
 from shared_code.notifications import jobs
 from shared_code.notifications.fanout import PageJob, check_page_job
 from shared_code.notifications.jobs import JobKind
-from shared_code.notifications.ledger import MAX_CHUNK, ClaimOutcome, Delivery, DeliveryState, Finish, RecipientKey
+from shared_code.notifications.ledger import (
+    MAX_CHUNK,
+    Claim,
+    ClaimOutcome,
+    Delivery,
+    DeliveryState,
+    Finish,
+    RecipientKey,
+)
 from shared_code.notifications.rate_limit import process_limiter
 from shared_code.notifications.sender import send_all
 from shared_code.notifications.store import Notification, NotificationState, PageCounts
@@ -124,29 +132,50 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
             # Not this recipient's fault: leave it claimable, in case an operator restarts the broadcast.
             return Finish(claimed, DeliveryState.RETRY, "stopped", "the broadcast was stopped")
 
+    # Claimed but not yet recorded, across every page job of this process: at most SendConcurrency.
+    # That is what a process that dies leaves in doubt (outcome_unknown), whatever its host runs at once.
+    permits = in_flight_permits(settings.send_concurrency)
     chunk_size = max(1, min(settings.send_concurrency, MAX_CHUNK))
     finishes: list[Finish] = []
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo[start:start + chunk_size]
-        if stop.is_set():
-            results.extend((key, Result(Outcome.STOPPED)) for key, _, _ in chunk)
-            continue
-        claims = ledger.settle(job.notification, job.page, finishes, [(key, record) for key, record, _ in chunk])
+    held = taken = 0
+
+    def record(more: list[tuple[RecipientKey, Delivery | None]]) -> list[Claim]:
+        """Write `finishes` (and claim `more`) in one transaction; the permits of what was written go back."""
+        nonlocal finishes, held
+        claims = ledger.settle(job.notification, job.page, finishes, more)
         results.extend((finish.claimed.key, _result(finish)) for finish in finishes)
         finishes = []
-        sendable = []
-        for (key, _, address), claim in zip(chunk, claims, strict=True):
-            if claim.outcome is ClaimOutcome.DONE:
-                results.append((key, Result(Outcome.ALREADY)))
-            elif claim.outcome is ClaimOutcome.BUSY:
-                results.append((key, Result(Outcome.BUSY, wait=claim.wait)))
-            else:
-                assert claim.delivery is not None
-                sendable.append((key, claim.delivery, address))
-        finishes = [finish for _, finish in send_all(sendable, send_one, concurrency=settings.send_concurrency)]
-    if finishes:
-        ledger.settle(job.notification, job.page, finishes)
-        results.extend((finish.claimed.key, _result(finish)) for finish in finishes)
+        permits.release(held)
+        held = 0
+        return claims
+
+    try:
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start:start + chunk_size]
+            if stop.is_set():
+                results.extend((key, Result(Outcome.STOPPED)) for key, _, _ in chunk)
+                continue
+            if not permits.try_acquire(len(chunk)):
+                if held:  # other page jobs are sending: give back ours before waiting
+                    record([])
+                permits.acquire(len(chunk))
+            taken = len(chunk)
+            claims = record([(key, known_record) for key, known_record, _ in chunk])
+            held, taken = taken, 0
+            sendable = []
+            for (key, _, address), claim in zip(chunk, claims, strict=True):
+                if claim.outcome is ClaimOutcome.DONE:
+                    results.append((key, Result(Outcome.ALREADY)))
+                elif claim.outcome is ClaimOutcome.BUSY:
+                    results.append((key, Result(Outcome.BUSY, wait=claim.wait)))
+                else:
+                    assert claim.delivery is not None
+                    sendable.append((key, claim.delivery, address))
+            finishes = [finish for _, finish in send_all(sendable, send_one, concurrency=settings.send_concurrency)]
+        if finishes or held:
+            record([])
+    finally:
+        permits.release(held + taken)
 
     if stop_reason:
         store.stop(job.notification, NotificationState.STOPPED, stop_reason[0])
@@ -217,6 +246,46 @@ class _Pacer:
 
 def _pacer(services: Services) -> _Pacer:
     return _Pacer(services)
+
+
+class Permits:
+    """A counting semaphore that takes and gives back several at once."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free = size
+        self._changed = threading.Condition()
+
+    def try_acquire(self, count: int) -> bool:
+        with self._changed:
+            if self._free >= count:
+                self._free -= count
+                return True
+            return False
+
+    def acquire(self, count: int) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._free >= count)
+            self._free -= count
+
+    def release(self, count: int) -> None:
+        if count:
+            with self._changed:
+                self._free = min(self.size, self._free + count)
+                self._changed.notify_all()
+
+
+# One per SendConcurrency value for the whole process; safe to lose (a new one starts empty-handed).
+_permits: dict[int, Permits] = {}
+_permits_lock = threading.Lock()
+
+
+def in_flight_permits(size: int) -> Permits:
+    with _permits_lock:
+        found = _permits.get(size)
+        if found is None:
+            found = _permits[size] = Permits(size)
+        return found
 
 
 def _well_formed(key: RecipientKey) -> bool:
