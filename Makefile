@@ -32,7 +32,7 @@ lint: setup
 bench: setup
 	$(PY) -m devhost.azurite -- $(PY) -m bench
 
-## The deployment zip (dist/functionapp.zip): app + Linux x86_64 CPython 3.11 wheels, ready to run from package.
+## The deployment zip (dist/functionapp.zip): app + the locked Linux x86_64 CPython 3.13 wheels (requirements.lock).
 package: setup
 	$(PY) -m deploy.build
 

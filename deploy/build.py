@@ -1,12 +1,15 @@
-"""Build dist/functionapp.zip: the app plus its Linux x86_64 CPython 3.11 dependencies, ready to run from package.
+"""Build dist/functionapp.zip: the app plus its Linux x86_64 CPython 3.13 dependencies, ready to run from package.
 
     python -m deploy.build [--out dist/functionapp.zip] [--cache-dir DIR] [--remote-build]
+    python -m deploy.build --lock      # regenerate requirements.lock from requirements.txt (needs uv)
 
 The zip holds what the Functions host and the Python worker read, and nothing else:
 every folder with a function.json, host.json, requirements.txt, shared_code/, and the
 dependencies under .python_packages/lib/site-packages (the worker puts that folder first
-on sys.path). Dependencies are wheels for the target platform, so the build works the
-same from macOS, Windows or Linux; a dependency without such a wheel stops the build
+on sys.path). Dependencies come from requirements.lock, every transitive one pinned with
+its hashes for the target interpreter, installed with --require-hashes: a wheel that is not
+the one locked stops the build. They are wheels for the target platform, so the build works
+the same from macOS, Windows or Linux; a dependency without such a wheel stops the build
 with its name and the two ways out. Entries are sorted and stamped with a fixed time,
 so the same sources and wheels give the same bytes.
 """
@@ -18,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -33,12 +37,22 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path("dist") / "functionapp.zip"
 SITE_PACKAGES = ".python_packages/lib/site-packages"
 
-# The target the Function App runs: Linux x86_64, CPython 3.11 (linuxFxVersion Python|3.11).
+# The target the Function App runs: Linux x86_64, CPython 3.13 (functionAppConfig.runtime python 3.13 in
+# infra/main.json; tests/deploy/test_infra.py checks that the two agree).
+TARGET_PYTHON = "3.13"
+TARGET_ABI = "cp" + TARGET_PYTHON.replace(".", "")
 PIP_PLATFORM_ARGS = (
     "--platform", "manylinux2014_x86_64",
     "--only-binary=:all:",
-    "--python-version", "3.11",
+    "--python-version", TARGET_PYTHON,
     "--implementation", "cp",
+)
+LOCK_FILE = "requirements.lock"
+# How the lock is made: every transitive dependency of requirements.txt for the target, with hashes.
+LOCK_COMMAND = (
+    "uv", "pip", "compile", "requirements.txt", "--python-version", TARGET_PYTHON,
+    "--python-platform", "x86_64-manylinux_2_28", "--generate-hashes", "--no-annotate",
+    "--custom-compile-command", "python -m deploy.build --lock", "-o", LOCK_FILE,
 )
 
 # Everything else in the checkout is development-only; an allowlist cannot leak a new dev folder.
@@ -119,7 +133,47 @@ def app_files(root: Path = ROOT) -> list[tuple[Path, str]]:
 
 
 def _target_matches_host() -> bool:
-    return sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64") and sys.version_info[:2] == (3, 11)
+    return (sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")
+            and f"{sys.version_info[0]}.{sys.version_info[1]}" == TARGET_PYTHON)
+
+
+def _pins(text: str) -> dict[str, str]:
+    """{normalized name: version} of the `name==version` lines of a requirements or lock file."""
+    pins: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip().rstrip("\\").strip()
+        match = re.match(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s;]+)\s*(?:;(.*))?$", line)
+        if match and (match.group(3) is None or _marker_holds(match.group(3))):
+            pins[normalize_name(match.group(1))] = match.group(2)
+    return pins
+
+
+def _marker_holds(marker: str) -> bool:
+    """Evaluate a `python_version` marker for the target interpreter (the only kind requirements.txt uses)."""
+    target = tuple(int(p) for p in TARGET_PYTHON.split("."))
+    terms = re.findall(r"python_version\s*(<=|>=|==|!=|<|>)\s*[\"']([\d.]+)[\"']", marker)
+    if not terms or re.sub(r"python_version\s*(<=|>=|==|!=|<|>)\s*[\"'][\d.]+[\"']|\band\b|\s", "", marker):
+        raise BuildError(f"requirements.txt: only python_version markers joined by 'and' are understood, not {marker!r}")
+    ops = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+           ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+    return all(ops[op](target, tuple(int(p) for p in version.split("."))) for op, version in terms)
+
+
+def normalize_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def check_lock(requirements: Path, lock: Path) -> None:
+    """Every pin of requirements.txt that applies to the target is in the lock at the same version."""
+    if not lock.is_file():
+        raise BuildError(f"{lock.name} is missing: run `python -m deploy.build --lock`")
+    locked = _pins(lock.read_text(encoding="utf-8"))
+    stale = sorted(f"{name}=={version} (lock: {locked.get(name, 'absent')})"
+                   for name, version in _pins(requirements.read_text(encoding="utf-8")).items()
+                   if locked.get(name) != version)
+    if stale:
+        raise BuildError(f"{lock.name} does not match {requirements.name}: {', '.join(stale)}; "
+                         "run `python -m deploy.build --lock`")
 
 
 def _missing_wheel(stderr: str) -> str | None:
@@ -130,30 +184,33 @@ def _missing_wheel(stderr: str) -> str | None:
     return None
 
 
-def install_dependencies(requirements: Path, target: Path, cache_dir: Path | None = None) -> None:
-    """pip install --target for Linux x86_64 CPython 3.11, wheels only."""
+def install_dependencies(lock: Path, target: Path, cache_dir: Path | None = None) -> None:
+    """pip install --target for Linux x86_64 CPython 3.13, wheels only, each checked against its locked hashes."""
     base = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--no-input", "--disable-pip-version-check",
-            "--target", str(target), "-r", str(requirements)]
+            "--require-hashes", "--target", str(target), "-r", str(lock)]
     if cache_dir is not None:
         base += ["--cache-dir", str(cache_dir)]
     result = subprocess.run([*base, *PIP_PLATFORM_ARGS], capture_output=True, text=True)
     if result.returncode == 0:
         return
+    if "DO NOT MATCH THE HASHES" in result.stderr or "Hashes are required" in result.stderr:
+        raise BuildError(f"a dependency is not the one {lock.name} locks (hash mismatch or an unlocked "
+                         f"dependency): nothing was packaged\n{result.stderr.strip()}")
     missing = _missing_wheel(result.stderr)
     if missing is None:
-        raise BuildError(f"pip could not install {requirements.name}:\n{result.stderr.strip()}")
+        raise BuildError(f"pip could not install {lock.name}:\n{result.stderr.strip()}")
     if _target_matches_host():
         # This machine is the target platform: a source build here gives the binaries Azure needs.
-        print(f"warning: no manylinux2014_x86_64 cp311 wheel for {missing}; this host is Linux x86_64 "
-              "Python 3.11, so it is built from source here", file=sys.stderr)
+        print(f"warning: no manylinux2014_x86_64 {TARGET_ABI} wheel for {missing}; this host is Linux x86_64 "
+              f"Python {TARGET_PYTHON}, so it is built from source here", file=sys.stderr)
         shutil.rmtree(target, ignore_errors=True)
         fallback = subprocess.run(base, capture_output=True, text=True)
         if fallback.returncode == 0:
             return
         raise BuildError(f"pip could not build {missing} from source either:\n{fallback.stderr.strip()}")
     raise BuildError(
-        f"no manylinux2014_x86_64 wheel for CPython 3.11 matches {missing}. Either run this build on Linux x86_64 "
-        "with Python 3.11 (it then builds that package from source), or let Azure build: "
+        f"no manylinux2014_x86_64 wheel for CPython {TARGET_PYTHON} matches {missing}. Either run this build on "
+        f"Linux x86_64 with Python {TARGET_PYTHON} (it then builds that package from source), or let Azure build: "
         "`python -m deploy.build --remote-build` and deploy with "
         "`az functionapp deployment source config-zip ... --build-remote true`."
     )
@@ -203,11 +260,20 @@ def build(root: Path = ROOT, out: Path | None = None, *, cache_dir: Path | None 
     files = app_files(root)
     with tempfile.TemporaryDirectory(prefix="functionapp-build-") as work:
         if not remote_build:
+            check_lock(root / "requirements.txt", root / LOCK_FILE)
             site_packages = Path(work) / "site-packages"
-            install_dependencies(root / "requirements.txt", site_packages, cache_dir)
+            install_dependencies(root / LOCK_FILE, site_packages, cache_dir)
             files += dependency_files(site_packages)
         write_zip(files, out)
     return out
+
+
+def write_lock(root: Path = ROOT) -> None:
+    """Regenerate requirements.lock with uv (a dev dependency): the only way the lock changes."""
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    result = subprocess.run([uv, *LOCK_COMMAND[1:]], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"uv could not lock requirements.txt:\n{result.stderr.strip()}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,9 +282,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=None, help="pip's wheel cache (default: pip's own)")
     parser.add_argument("--remote-build", action="store_true",
                         help="leave out .python_packages; deploy with --build-remote true so Azure installs requirements.txt")
+    parser.add_argument("--lock", action="store_true", help=f"regenerate {LOCK_FILE} from requirements.txt and stop")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
+        if args.lock:
+            write_lock(ROOT)
+            print(f"{LOCK_FILE} written")
+            return 0
         out = build(ROOT, args.out, cache_dir=args.cache_dir, remote_build=args.remote_build)
     except BuildError as error:
         print(f"build failed: {error}", file=sys.stderr)

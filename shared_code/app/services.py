@@ -64,9 +64,20 @@ class Services:
         return ConnectorClient(self.credentials, self.http_session)
 
     @cached_property
+    def storage_credential(self):  # noqa: ANN201 - ManagedIdentityCredential
+        """The app's managed identity for tables and queue (Azure): the host's AzureWebJobsStorage__* connection."""
+        # Imported here and only here: Azurite and local runs never load azure-identity (cold start).
+        from azure.identity import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=self.settings.storage_client_id or None)
+
+    @cached_property
     def table_service(self):  # noqa: ANN201 - TableServiceClient
         from azure.data.tables import TableServiceClient
 
+        if self.settings.storage_uses_identity:
+            return TableServiceClient(endpoint=self.settings.storage_table_service_uri,
+                                      credential=self.storage_credential)
         return TableServiceClient.from_connection_string(self.settings.storage_connection)
 
     @cached_property
@@ -103,6 +114,9 @@ class Services:
     def queue(self, name: str | None = None) -> QueueClient:
         from azure.storage.queue import QueueClient
 
+        if self.settings.storage_uses_identity:
+            return QueueClient(self.settings.storage_queue_service_uri, name or self.settings.jobs_queue,
+                               credential=self.storage_credential)
         return QueueClient.from_connection_string(self.settings.storage_connection, name or self.settings.jobs_queue)
 
 
@@ -120,9 +134,10 @@ def get() -> Services:
     if current is None:
         with _lock:
             if _current is None:
-                from shared_code.plumbing.telemetry import install_redaction
+                from shared_code.plumbing.telemetry import install_redaction, quiet_sdk_loggers
 
                 install_redaction()  # every log line, not only the outcome lines, loses credentials
+                quiet_sdk_loggers()  # whatever host runs us: the worker forwards INFO to Application Insights
                 _current = Services(load_settings())
                 if _current.settings.local_mode:
                     log.warning("MicrosoftAppId is empty: local mode. Inbound requests are not authenticated "

@@ -24,13 +24,18 @@ class Settings:
     microsoft_app_id: str = ""  # MicrosoftAppId; empty = local mode, auth off
     microsoft_app_password: str = field(default="", repr=False)  # MicrosoftAppPassword
     microsoft_app_tenant_id: str = ""  # MicrosoftAppTenantId
-    microsoft_app_type: str = "MultiTenant"  # MicrosoftAppType: MultiTenant | SingleTenant
+    microsoft_app_type: str = "MultiTenant"  # MicrosoftAppType: MultiTenant | SingleTenant | UserAssignedMSI
     to_channel_from_bot_login_url: str = MULTI_TENANT_LOGIN_URL  # ToChannelFromBotLoginUrl
     to_channel_from_bot_oauth_scope: str = BOT_OAUTH_SCOPE  # ToChannelFromBotOAuthScope
     to_bot_from_channel_openid_metadata_url: str = CHANNEL_OPENID_METADATA
     to_bot_from_emulator_openid_metadata_url: str = EMULATOR_OPENID_METADATA
     to_bot_from_channel_token_issuer: str = CHANNEL_TOKEN_ISSUER
-    storage_connection: str = "UseDevelopmentStorage=true"  # AzureWebJobsStorage
+    storage_connection: str = "UseDevelopmentStorage=true"  # AzureWebJobsStorage (Azurite, local runs)
+    # Identity-based storage, the host's own AzureWebJobsStorage__* settings: when set, the connection string is unused.
+    storage_table_service_uri: str = ""  # AzureWebJobsStorage__tableServiceUri
+    storage_queue_service_uri: str = ""  # AzureWebJobsStorage__queueServiceUri
+    storage_credential: str = ""  # AzureWebJobsStorage__credential: managedidentity
+    storage_client_id: str = ""  # AzureWebJobsStorage__clientId: the user-assigned identity; empty = system-assigned
     addresses_table: str = "ConversationReferences"  # AddressesTableName
     dialog_state_table: str = "DialogState"  # DialogStateTableName
     survey_answers_table: str = "SurveyAnswers"  # SurveyAnswersTableName
@@ -62,6 +67,16 @@ class Settings:
         """No app id: inbound auth is off and no token is sent (local development)."""
         return not self.microsoft_app_id
 
+    @property
+    def storage_uses_identity(self) -> bool:
+        """Tables and queue are reached with the managed identity (Azure), not the connection string (Azurite)."""
+        return bool(self.storage_table_service_uri or self.storage_queue_service_uri or self.storage_credential)
+
+    @property
+    def single_tenant(self) -> bool:
+        """A bot of one Entra tenant: SingleTenant with a secret, or UserAssignedMSI (its identity's tenant)."""
+        return self.microsoft_app_type in ("SingleTenant", "UserAssignedMSI")
+
 
 # (attribute, app-setting name) pairs: the one place the wire names live.
 SETTING_NAMES: dict[str, str] = {
@@ -75,6 +90,10 @@ SETTING_NAMES: dict[str, str] = {
     "to_bot_from_emulator_openid_metadata_url": "ToBotFromEmulatorOpenIdMetadataUrl",
     "to_bot_from_channel_token_issuer": "ToBotFromChannelTokenIssuer",
     "storage_connection": "AzureWebJobsStorage",
+    "storage_table_service_uri": "AzureWebJobsStorage__tableServiceUri",
+    "storage_queue_service_uri": "AzureWebJobsStorage__queueServiceUri",
+    "storage_credential": "AzureWebJobsStorage__credential",
+    "storage_client_id": "AzureWebJobsStorage__clientId",
     "addresses_table": "AddressesTableName",
     "dialog_state_table": "DialogStateTableName",
     "survey_answers_table": "SurveyAnswersTableName",
@@ -142,8 +161,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if min(settings.address_max_idle_days, settings.address_retention_days, settings.delivery_retention_days) < 0:
         raise ConfigError("AddressMaxIdleDays, AddressRetentionDays and DeliveryRetentionDays must be 0 or more")
     if settings.microsoft_app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
-        raise ConfigError(f"setting MicrosoftAppType must be MultiTenant or SingleTenant, not {settings.microsoft_app_type!r}")
+        raise ConfigError("setting MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI, "
+                          f"not {settings.microsoft_app_type!r}")
+    if settings.microsoft_app_type == "UserAssignedMSI" and settings.microsoft_app_password:
+        # The point of the identity is that no secret exists: a leftover one is a leak waiting to happen.
+        raise ConfigError("MicrosoftAppType is UserAssignedMSI, which uses no secret: remove MicrosoftAppPassword")
+    _check_storage_identity(settings)
     return settings
+
+
+def _check_storage_identity(settings: Settings) -> None:
+    if not settings.storage_uses_identity:
+        return
+    missing = [name for attr, name in (("storage_table_service_uri", "AzureWebJobsStorage__tableServiceUri"),
+                                       ("storage_queue_service_uri", "AzureWebJobsStorage__queueServiceUri"))
+               if not getattr(settings, attr)]
+    if missing:
+        raise ConfigError(f"identity-based storage needs {' and '.join(missing)} (the account's service URIs)")
+    if settings.storage_credential.lower() != "managedidentity":
+        raise ConfigError("setting AzureWebJobsStorage__credential must be managedidentity with "
+                          f"AzureWebJobsStorage__tableServiceUri, not {settings.storage_credential!r}")
 
 
 def storage_names(suffix: str) -> dict[str, str]:

@@ -9,7 +9,11 @@ at INFO (success), WARNING (refused input: 4xx, a message sent to poison) or ERR
 Application Insights, e.g.
 `traces | where message startswith "outcome=" | parse-kv message as (function:string, outcome:string, duration_ms:long) with (pair_delimiter=" ", kv_delimiter="=", quote='"')`.
 Every value goes through `redact` first: bearer tokens, JWTs, Authorization values and
-password/secret/key values never reach a log line.
+password/secret/key values never reach a log line; user and conversation ids are replaced too.
+
+The Python worker logs at INFO and forwards every record to the host: `quiet_sdk_loggers` keeps
+the Azure SDK's per-request lines (whose URLs hold table keys, i.e. encoded conversation ids) and
+urllib3's out of it, whatever host runs the app.
 """
 
 from __future__ import annotations
@@ -24,7 +28,12 @@ from types import TracebackType
 from typing import Any
 
 REDACTED = "[redacted]"
+USER_ID = "[user id]"
 MAX_VALUE_CHARS = 300  # a log line is for filtering and reading, not for payloads
+# Loggers of libraries that log every HTTP request at INFO (azure.core's HttpLoggingPolicy) or DEBUG.
+SDK_LOGGERS = ("azure", "urllib3")
+# Teams/Bot Framework ids of people and conversations: 29:… users, 8:orgid:…, a:…/19:…@thread… conversations.
+_USER_ID_PATTERN = re.compile(r"(?<![\w:])(?:29|8|a|19|28):[A-Za-z0-9_\-@.:;=+/]{8,}")
 
 
 class Outcome(Enum):
@@ -220,7 +229,8 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message, count = redact(record.getMessage())
-        if count:
+        message, ids = _USER_ID_PATTERN.subn(USER_ID, message)
+        if count or ids:
             record.msg, record.args = message, ()
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))[0]
@@ -233,3 +243,12 @@ def install_redaction(logger: logging.Logger | None = None) -> None:
     for handler in target.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+
+
+def quiet_sdk_loggers(level: int = logging.WARNING) -> None:
+    """Raise the Azure SDK and urllib3 loggers to WARNING: their INFO lines are per-request noise that
+    carries table keys, and the worker would forward (and Application Insights bill) every one."""
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < level:
+            logger.setLevel(level)

@@ -172,7 +172,7 @@ class InboundAuthenticator:
         self._channel_keys = SigningKeyCache(settings.to_bot_from_channel_openid_metadata_url, session, clock)
         self._emulator_keys = SigningKeyCache(settings.to_bot_from_emulator_openid_metadata_url, session, clock)
         issuers = set(EMULATOR_TOKEN_ISSUERS)
-        if settings.microsoft_app_type == "SingleTenant" and settings.microsoft_app_tenant_id:
+        if settings.single_tenant and settings.microsoft_app_tenant_id:
             issuers.update(t.format(tenant=settings.microsoft_app_tenant_id) for t in TENANT_ISSUER_TEMPLATES)
         self._emulator_issuers = frozenset(issuers)
 

@@ -1,12 +1,13 @@
-"""Outbound credentials: the bot's client-credentials token, and which serviceUrls may receive it."""
+"""Outbound credentials: the bot's token (client credentials, or its managed identity), and which serviceUrls may receive it."""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -28,6 +29,11 @@ _CONFIG_ERRORS = {
     "unauthorized_client": "check MicrosoftAppId (the app is unknown in this tenant) and MicrosoftAppType/MicrosoftAppTenantId",
     "invalid_scope": "check ToChannelFromBotOAuthScope",
 }
+# The Functions / App Service managed-identity endpoint (PROTOCOL.md): the platform sets both variables
+# for the worker when the app has an identity; IDENTITY_HEADER guards the endpoint and is never logged.
+IDENTITY_ENDPOINT = "IDENTITY_ENDPOINT"
+IDENTITY_HEADER = "IDENTITY_HEADER"
+IDENTITY_API_VERSION = "2019-08-01"
 
 
 def normalize_service_url(url: str) -> tuple[str, str, int, str] | None:
@@ -53,8 +59,11 @@ class OutboundCredentials:
     """Hands out `Bearer <token>` for connector calls: one cached token per process, one fetch at a time."""
 
     def __init__(self, settings: Settings, session: requests.Session | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, environ: Mapping[str, str] | None = None) -> None:
         self._settings = settings
+        # Platform variables, not app settings: read once, like the settings.
+        environ = os.environ if environ is None else environ
+        self._identity = (environ.get(IDENTITY_ENDPOINT, ""), environ.get(IDENTITY_HEADER, ""))
         self._session = session or requests.Session()
         self._clock = clock
         self._lock = threading.Lock()
@@ -122,6 +131,8 @@ class OutboundCredentials:
             return self._token.value
 
     def _fetch(self) -> _Token:
+        if self._settings.microsoft_app_type == "UserAssignedMSI":
+            return self._fetch_managed_identity()
         url = self.token_url
         form = {
             "grant_type": "client_credentials",
@@ -145,10 +156,39 @@ class OutboundCredentials:
             raise Upstream(f"token endpoint {url} sent an unreadable answer: check ToChannelFromBotLoginUrl") from None
         if not isinstance(value, str) or not value or expires_in <= 0:
             raise Upstream(f"token endpoint {url} sent no usable token: check ToChannelFromBotLoginUrl")
-        # Short-lived tokens (tests, odd issuers) still get cached for half their life.
-        margin = min(REFRESH_BEFORE_EXPIRY_SECONDS, expires_in / 2)
         log.info("fetched a bot token from %s, valid for %.0f s", url, expires_in)
-        return _Token(value, started + expires_in - margin)
+        return _Token(value, _refresh_at(started, expires_in))
+
+    def _fetch_managed_identity(self) -> _Token:
+        """The token of the user-assigned identity whose client id is MicrosoftAppId, from the platform's endpoint."""
+        endpoint, header = self._identity
+        client_id = self._settings.microsoft_app_id
+        if not endpoint or not header:
+            raise ConfigError(
+                "MicrosoftAppType is UserAssignedMSI but IDENTITY_ENDPOINT/IDENTITY_HEADER are not set: this "
+                "process has no managed identity. Assign the user-assigned identity to the Function App, or use "
+                "SingleTenant with MicrosoftAppPassword off Azure")
+        resource = self._settings.to_channel_from_bot_oauth_scope.removesuffix("/.default")
+        params = {"resource": resource, "api-version": IDENTITY_API_VERSION, "client_id": client_id}
+        started = self._clock()
+        try:
+            response = self._session.get(endpoint, params=params, headers={"X-IDENTITY-HEADER": header},
+                                         timeout=HTTP_TIMEOUT)
+        except requests.RequestException as exc:
+            raise Upstream(f"managed-identity endpoint unreachable ({type(exc).__name__}): the platform's "
+                           "IDENTITY_ENDPOINT did not answer") from None
+        if response.status_code != 200:
+            raise _identity_error(response, client_id, resource)
+        try:
+            body = response.json()
+            value = body["access_token"]
+            expires_in = float(body["expires_on"]) - started  # epoch seconds, as a string
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise Upstream("managed-identity endpoint sent an unreadable answer (no access_token/expires_on)") from None
+        if not isinstance(value, str) or not value or expires_in <= 0:
+            raise Upstream("managed-identity endpoint sent no usable token")
+        log.info("fetched a bot token from the managed-identity endpoint, valid for %.0f s", expires_in)
+        return _Token(value, _refresh_at(started, expires_in))
 
     def _error(self, url: str, response: requests.Response) -> Exception:
         try:
@@ -168,3 +208,31 @@ class OutboundCredentials:
                                "check MicrosoftAppTenantId and ToChannelFromBotLoginUrl")
         return Upstream(f"token endpoint {url} failed, {detail}: check ToChannelFromBotLoginUrl "
                         "if this persists")
+
+
+def _refresh_at(started: float, expires_in: float) -> float:
+    # Short-lived tokens (tests, odd issuers) still get cached for half their life.
+    return started + expires_in - min(REFRESH_BEFORE_EXPIRY_SECONDS, expires_in / 2)
+
+
+def _identity_error(response: requests.Response, client_id: str, resource: str) -> Exception:
+    """A refusal of the managed-identity endpoint, naming what the operator must change."""
+    try:
+        body = response.json()
+        message = body.get("message") or body.get("error_description") or "" if isinstance(body, dict) else ""
+    except ValueError:
+        message = ""
+    message = message if isinstance(message, str) else ""
+    status = response.status_code
+    codes = re.findall(r"AADSTS\d+", message)
+    if status == 400 and re.search(r"(?i)no (user assigned|.*managed identity) .*found|identity not found", message):
+        return ConfigError(
+            f"managed-identity endpoint, HTTP 400: no identity with client id {client_id} is assigned to this app. "
+            "Check MicrosoftAppId (the identity's client id) and that the identity is assigned to the Function App")
+    if status == 400:
+        return ConfigError(f"managed-identity endpoint refused resource {resource}, HTTP 400"
+                           + (f" ({codes[0]})" if codes else "") + ": check ToChannelFromBotOAuthScope and MicrosoftAppId")
+    if status in (401, 403):
+        return ConfigError(f"managed-identity endpoint, HTTP {status}: it refused IDENTITY_HEADER; restart the app "
+                           "so the platform sets IDENTITY_ENDPOINT and IDENTITY_HEADER again")
+    return Upstream(f"managed-identity endpoint failed, HTTP {status}")

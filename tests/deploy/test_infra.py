@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from deploy import build as builder
 from shared_code.plumbing.settings import SETTING_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +21,36 @@ HOST_SCHEMA = ROOT / "tests" / "schemas" / "host.schema.json"
 
 PLATFORM_PREFIXES = ("FUNCTIONS_", "WEBSITE_", "APPLICATIONINSIGHTS_", "SCM_")
 SECRET_WORDS = ("password", "secret", "key", "token", "connectionstring")
+# Read by the code, left unset in Azure on purpose: a connection string (with its key) is for Azurite and local
+# runs, Azure uses the identity-based AzureWebJobsStorage__*; a password exists only for SingleTenant with a
+# secret, and the template's bot is its managed identity.
+NOT_SET_IN_AZURE = {"AzureWebJobsStorage", "MicrosoftAppPassword"}
+# Set for the Functions host (its blob leases), not read by the app.
+HOST_ONLY = {"AzureWebJobsStorage__blobServiceUri"}
+# Literal values that are the deployment's choice, not the code's default (which suits a local run).
+DEPLOYMENT_CHOICES = {"MicrosoftAppType": "UserAssignedMSI", "AzureWebJobsStorage__credential": "managedidentity"}
+# App settings and site properties the Flex Consumption plan rejects or ignores (runtime and scale live in
+# functionAppConfig; the package in the deployment container).
+FLEX_REJECTED_SETTINGS = {
+    "FUNCTIONS_EXTENSION_VERSION", "FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_WORKER_RUNTIME_VERSION",
+    "FUNCTIONS_MAX_HTTP_CONCURRENCY", "FUNCTIONS_WORKER_PROCESS_COUNT", "FUNCTIONS_WORKER_DYNAMIC_CONCURRENCY_ENABLED",
+    "SCM_DO_BUILD_DURING_DEPLOYMENT", "ENABLE_ORYX_BUILD", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTOVERVNET", "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT",
+    "WEBSITE_SKIP_CONTENTSHARE_VALIDATION", "WEBSITE_VNET_ROUTE_ALL", "WEBSITE_DNS_SERVER", "WEBSITE_NODE_DEFAULT_VERSION",
+}
+FLEX_REJECTED_SITE_CONFIG = {
+    "linuxFxVersion", "windowsFxVersion", "alwaysOn", "ftpsState", "functionAppScaleLimit",
+    "minimumElasticInstanceCount", "preWarmedInstanceCount", "use32BitWorkerProcess", "netFrameworkVersion",
+    "javaVersion", "powerShellVersion",
+}
+# Built-in role ids (the same in every tenant).
+ROLE_IDS = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+}
+IDENTITY = "reference(variables('identityId'), '2023-01-31')"
 
 
 def _template() -> dict[str, Any]:
@@ -58,9 +89,11 @@ def _resolve(template: dict[str, Any], value: str) -> str | None:
 
 def test_infra_template_sets_every_setting_the_code_reads_and_no_other() -> None:
     template_names = set(_app_settings(_template()))
-    app_names = {name for name in template_names if not name.startswith(PLATFORM_PREFIXES)}
-    assert app_names == set(SETTING_NAMES.values())
-    assert "AzureWebJobsStorage" in template_names
+    app_names = {name for name in template_names if not name.startswith(PLATFORM_PREFIXES)} - HOST_ONLY
+    assert app_names == set(SETTING_NAMES.values()) - NOT_SET_IN_AZURE
+    assert NOT_SET_IN_AZURE <= set(SETTING_NAMES.values())  # still read, only not set in Azure
+    assert not NOT_SET_IN_AZURE & template_names
+    assert HOST_ONLY <= template_names
 
 
 def test_infra_setting_names_cover_every_settings_field() -> None:
@@ -78,8 +111,14 @@ def test_infra_literal_settings_equal_the_code_defaults() -> None:
     defaults = Settings()
     checked = []
     for attr, name in SETTING_NAMES.items():
+        if name in NOT_SET_IN_AZURE:
+            continue
         value = _resolve(template, _app_settings(template)[name])
         if value is None:
+            continue
+        if name in DEPLOYMENT_CHOICES:
+            assert value == DEPLOYMENT_CHOICES[name], name
+            checked.append(name)
             continue
         default = getattr(defaults, attr)
         assert value == (str(default) if not isinstance(default, tuple) else ",".join(default)), name
@@ -87,21 +126,126 @@ def test_infra_literal_settings_equal_the_code_defaults() -> None:
     assert {"AddressesTableName", "JobsQueueName", "ToChannelFromBotOAuthScope", "ToBotFromChannelTokenIssuer"} <= set(checked)
 
 
-def test_infra_function_app_is_linux_python_311_on_functions_v4() -> None:
+def _function_app_config(template: dict[str, Any]) -> dict[str, Any]:
+    return _one(template, "Microsoft.Web/sites")["properties"]["functionAppConfig"]
+
+
+def _parameter_of(expression: str) -> str:
+    match = re.fullmatch(r"\[parameters\('(\w+)'\)\]", expression)
+    assert match, f"{expression} is not a parameter"
+    return match.group(1)
+
+
+def test_infra_function_app_is_linux_on_the_flex_consumption_plan() -> None:
     template = _template()
     site = _one(template, "Microsoft.Web/sites")
     plan = _one(template, "Microsoft.Web/serverfarms")
-    settings = _app_settings(template)
+    assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    assert plan["properties"]["reserved"] is True
     assert "linux" in site["kind"] and "functionapp" in site["kind"]
-    assert site["properties"]["siteConfig"]["linuxFxVersion"] == "Python|3.11"
-    assert site["properties"]["reserved"] is True and plan["properties"]["reserved"] is True
-    assert plan["sku"] == {"name": "Y1", "tier": "Dynamic"}
     assert site["properties"]["httpsOnly"] is True
-    assert settings["FUNCTIONS_EXTENSION_VERSION"] == "~4"
-    assert settings["FUNCTIONS_WORKER_RUNTIME"] == "python"
-    assert settings["SCM_DO_BUILD_DURING_DEPLOYMENT"] == "false"  # the zip carries its Linux wheels
-    assert "Microsoft.Insights/components" in settings["APPLICATIONINSIGHTS_CONNECTION_STRING"]
-    assert "listKeys(" in settings["AzureWebJobsStorage"]
+    assert site["properties"]["serverFarmId"] == "[resourceId('Microsoft.Web/serverfarms', variables('planName'))]"
+    # functionAppConfig exists from Microsoft.Web 2023-12-01 on.
+    assert site["apiVersion"] >= "2023-12-01" and plan["apiVersion"] >= "2023-12-01"
+
+
+def test_infra_runtime_is_the_interpreter_the_zip_is_built_for() -> None:
+    template = _template()
+    runtime = _function_app_config(template)["runtime"]
+    assert runtime["name"] == "python"
+    assert _resolve(template, runtime["version"]) == builder.TARGET_PYTHON == "3.13"
+    assert builder.TARGET_ABI == "cp313"
+
+
+def test_infra_sets_none_of_the_settings_flex_rejects() -> None:
+    template = _template()
+    site = _one(template, "Microsoft.Web/sites")
+    assert sorted(FLEX_REJECTED_SETTINGS & set(_app_settings(template))) == []
+    assert sorted(FLEX_REJECTED_SITE_CONFIG & set(site["properties"]["siteConfig"])) == []
+    assert not [name for name in _app_settings(template) if name.startswith("WEBSITE_CONTENT")]
+
+
+def test_infra_scale_and_concurrency_are_parameters_that_say_why() -> None:
+    template = _template()
+    scale = _function_app_config(template)["scaleAndConcurrency"]
+    names = [_parameter_of(scale["maximumInstanceCount"]), _parameter_of(scale["instanceMemoryMB"]),
+             _parameter_of(scale["triggers"]["http"]["perInstanceConcurrency"])]
+    for name in names:
+        spec = template["parameters"][name]
+        assert spec["type"] == "int" and "defaultValue" in spec, name
+        assert len(spec["metadata"]["description"]) > 80, f"{name}: say why its default is what it is"
+    assert template["parameters"]["instanceMemoryMB"]["defaultValue"] in (512, 2048, 4096)
+
+
+def test_infra_always_ready_instances_cover_the_messages_function() -> None:
+    template = _template()
+    always_ready = _function_app_config(template)["scaleAndConcurrency"]["alwaysReady"]
+    # Flex scales HTTP triggers as one group, "http": /api/messages is in it.
+    assert "createObject('name', 'http', 'instanceCount', parameters('alwaysReadyHttpInstances'))" in always_ready
+    spec = template["parameters"]["alwaysReadyHttpInstances"]
+    assert spec["type"] == "int" and spec["minValue"] == 0 and spec["defaultValue"] >= 1
+    bindings = json.loads((ROOT / "MessagesFunction" / "function.json").read_text())["bindings"]
+    assert bindings[0]["type"] == "httpTrigger"
+
+
+def test_infra_package_runs_from_the_deployment_container_read_by_the_identity() -> None:
+    template = _template()
+    storage = _function_app_config(template)["deployment"]["storage"]
+    assert storage["type"] == "blobContainer"
+    assert "variables('deploymentContainer')" in storage["value"] and "primaryEndpoints.blob" in storage["value"]
+    assert storage["authentication"] == {"type": "UserAssignedIdentity",
+                                         "userAssignedIdentityResourceId": "[variables('identityId')]"}
+    containers = _resources(template, "Microsoft.Storage/storageAccounts/blobServices/containers")
+    assert [c["name"] for c in containers] == [
+        "[format('{0}/default/{1}', parameters('storageAccountName'), variables('deploymentContainer'))]"]
+
+
+def test_infra_storage_connection_is_the_user_assigned_identity() -> None:
+    template = _template()
+    settings = _app_settings(template)
+    site = _one(template, "Microsoft.Web/sites")
+    endpoints = "reference(variables('storageId'), '2023-05-01').primaryEndpoints"
+    for service in ("blob", "queue", "table"):
+        assert settings[f"AzureWebJobsStorage__{service}ServiceUri"] == f"[{endpoints}.{service}]"
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert settings["AzureWebJobsStorage__clientId"] == f"[{IDENTITY}.clientId]"
+    assert site["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {"[variables('identityId')]": {}}}
+    account = _one(template, "Microsoft.Storage/storageAccounts")
+    assert account["properties"]["allowSharedKeyAccess"] is False
+    assert account["properties"]["defaultToOAuthAuthentication"] is True
+
+
+def test_infra_role_assignments_cover_every_data_plane_call() -> None:
+    template = _template()
+    variables = template["variables"]
+    defaults = Settings()
+    # What the app and its host read and write, each with the role it needs on the account that holds it.
+    calls = {f"table {name}": "Storage Table Data Contributor" for name in (
+        defaults.addresses_table, defaults.dialog_state_table, defaults.survey_answers_table,
+        defaults.deliveries_table, defaults.notifications_table)}
+    calls |= {
+        f"queue {defaults.jobs_queue}": "Storage Queue Data Contributor",  # trigger, fan-out, delayed jobs
+        f"queue {defaults.jobs_queue}-poison": "Storage Queue Data Contributor",  # host and jobs.send_to_poison
+        "blob host leases (azure-webjobs-hosts)": "Storage Blob Data Owner",
+        f"blob {variables['deploymentContainer']} (the package)": "Storage Blob Data Owner",
+    }
+    assert set(variables["tables"]) == {c.split(" ", 1)[1] for c in calls if c.startswith("table ")}
+    assert {variables["jobsQueue"], variables["jobsPoisonQueue"]} == {c.split(" ", 1)[1] for c in calls if c.startswith("queue ")}
+
+    granted: dict[str, set[str]] = {}
+    for assignment in _resources(template, "Microsoft.Authorization/roleAssignments"):
+        assert assignment["properties"]["principalId"] == f"[{IDENTITY}.principalId]"
+        assert assignment["properties"]["principalType"] == "ServicePrincipal"
+        role_ids = {variables["roles"][n] for n in variables["storageRoles"]} if "copy" in assignment else {
+            variables["roles"][re.search(r"variables\('roles'\)\.(\w+)", assignment["properties"]["roleDefinitionId"]).group(1)]}
+        for role_id in role_ids:
+            granted.setdefault(assignment["scope"], set()).add(ROLE_IDS[role_id])
+    account_scope = "[format('Microsoft.Storage/storageAccounts/{0}', parameters('storageAccountName'))]"
+    # Every table, queue and container above is a child of the template's one storage account.
+    assert {role for role in calls.values()} <= granted[account_scope]
+    assert granted[account_scope] == set(calls.values())  # nothing broader (no control plane, no keys)
+    assert granted["[format('Microsoft.Insights/components/{0}', variables('insightsName'))]"] == {
+        "Monitoring Metrics Publisher"}  # Entra-authenticated telemetry
 
 
 def test_infra_secrets_are_secure_parameters_without_defaults() -> None:
@@ -111,11 +255,27 @@ def test_infra_secrets_are_secure_parameters_without_defaults() -> None:
         if looks_secret or spec["type"].lower().startswith("secure"):
             assert spec["type"].lower() in ("securestring", "secureobject"), name
             assert "defaultValue" not in spec, f"secret parameter {name} has a default"
-    assert _app_settings(template)["MicrosoftAppPassword"] == "[parameters('microsoftAppPassword')]"
-    # No secret may sit in the template as text: keys come from listKeys, the password from a parameter.
     text = TEMPLATE.read_text()
     assert not re.search(r"AccountKey=[A-Za-z0-9+/]{20,}", text)
     assert not re.search(r"\beyJ[\w-]{10,}\.", text)
+
+
+def test_infra_holds_no_key_secret_or_list_keys() -> None:
+    template = _template()
+    text = TEMPLATE.read_text()
+    # No function that reads a key or secret out of a resource, and nothing that takes one in.
+    assert not re.search(r"(?i)\blist(Keys|AccountSas|ServiceSas|Secrets|ConnectionStrings|Credentials)?\(", text)
+    assert "AccountKey" not in text and "SharedAccessKey" not in text
+    assert [n for n, spec in template["parameters"].items() if spec["type"].lower().startswith("secure")] == []
+    settings = _app_settings(template)
+    looks_secret = [n for n in settings if any(w in n.lower().replace("_", "") for w in SECRET_WORDS)
+                    and not settings[n].startswith("https://")]  # ToBotFromChannelTokenIssuer is a URL
+    # The one connection string is Application Insights': it names the endpoint, and ingestion needs Entra.
+    assert looks_secret == ["APPLICATIONINSIGHTS_CONNECTION_STRING"]
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == \
+        f"[format('ClientId={{0}};Authorization=AAD', {IDENTITY}.clientId)]"
+    assert _one(template, "Microsoft.Insights/components")["properties"]["DisableLocalAuth"] is True
+    assert "MicrosoftAppPassword" not in settings
 
 
 def test_infra_every_referenced_parameter_and_variable_exists() -> None:
@@ -136,9 +296,13 @@ def test_infra_bot_points_at_the_messages_function() -> None:
     assert bot["sku"]["name"] == "[parameters('botSku')]"
     assert set(template["parameters"]["botSku"]["allowedValues"]) == {"F0", "S1"}
     props = bot["properties"]
-    assert props["msaAppId"] == "[parameters('microsoftAppId')]"
-    assert props["msaAppType"] == "[parameters('microsoftAppType')]"
-    assert "parameters('microsoftAppTenantId')" in props["msaAppTenantId"]
+    settings = _app_settings(template)
+    # The bot is the user-assigned identity, and the app authenticates as the same one.
+    assert props["msaAppType"] == settings["MicrosoftAppType"] == "UserAssignedMSI"
+    assert props["msaAppId"] == settings["MicrosoftAppId"] == f"[{IDENTITY}.clientId]"
+    assert props["msaAppTenantId"] == settings["MicrosoftAppTenantId"] == f"[{IDENTITY}.tenantId]"
+    assert props["msaAppMSIResourceId"] == "[variables('identityId')]"
+    assert template["outputs"]["botAppId"]["value"] == settings["MicrosoftAppId"]
     endpoint = props["endpoint"]
     assert endpoint == "[variables('messagesEndpoint')]"
     expression = template["variables"]["messagesEndpoint"]
@@ -153,13 +317,20 @@ def test_infra_bot_points_at_the_messages_function() -> None:
 def test_infra_creates_the_queue_and_tables_the_code_uses() -> None:
     template = _template()
     queue = _one(template, "Microsoft.Storage/storageAccounts/queueServices/queues")
-    assert queue["name"].endswith("variables('jobsQueue'))]")
+    assert "createArray(variables('jobsQueue'), variables('jobsPoisonQueue'))[copyIndex()]" in queue["name"]
+    assert queue["copy"]["count"] == 2
     assert template["variables"]["jobsQueue"] == Settings().jobs_queue
+    assert template["variables"]["jobsPoisonQueue"] == f"{Settings().jobs_queue}-poison"
     defaults = Settings()
     assert set(template["variables"]["tables"]) == {
         defaults.addresses_table, defaults.dialog_state_table, defaults.survey_answers_table,
         defaults.deliveries_table, defaults.notifications_table,
     }
+
+
+def test_infra_example_parameters_are_template_parameters() -> None:
+    example = json.loads((ROOT / "infra" / "main.parameters.example.json").read_text())["parameters"]
+    assert set(example) <= set(_template()["parameters"])
 
 
 def test_host_json_is_valid_against_the_official_schema() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -39,18 +41,34 @@ class Package:
     functions: list[builder.FunctionFolder]
 
 
-def _require_target_python() -> None:
-    """The wheels are Linux x86_64 CPython 3.11 binaries: only such an interpreter can run them."""
-    if not (sys.platform == "linux" and platform.machine() == "x86_64" and sys.version_info[:2] == (3, 11)):
-        pytest.fail(
-            "the package test runs the zip as Azure does and needs Linux x86_64 CPython 3.11, "
-            f"not {sys.platform} {platform.machine()} {platform.python_version()}"
-        )
+@functools.cache
+def target_interpreter() -> str:
+    """A CPython of the version the zip is built for (3.13): the wheels are its binaries, only it can run them.
+
+    This interpreter when it is that version, else `python3.13` on PATH, else pyenv's. The suite itself may
+    run on 3.11: the zip is still imported and called on the target interpreter, as the worker would.
+    """
+    if not (sys.platform == "linux" and platform.machine() == "x86_64"):
+        pytest.fail(f"the package test runs the zip as Azure does and needs Linux x86_64, not {sys.platform} "
+                    f"{platform.machine()}")
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == builder.TARGET_PYTHON:
+        return sys.executable
+    name = f"python{builder.TARGET_PYTHON}"
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = [shutil.which(name), *sorted(str(p) for p in pyenv.glob(f"{builder.TARGET_PYTHON}.*/bin/{name}"))]
+    for candidate in filter(None, candidates):
+        # A pyenv shim is on PATH even where that version is not selected: ask the interpreter itself.
+        check = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True)
+        if check.returncode == 0 and check.stdout.strip() == builder.TARGET_PYTHON:
+            return candidate
+    pytest.fail(f"the package test imports the zip on CPython {builder.TARGET_PYTHON}, the Function App's runtime; "
+                f"install it ({name} on PATH, or `pyenv install {builder.TARGET_PYTHON}`)")
 
 
 @pytest.fixture(scope="session")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
-    _require_target_python()
+    target_interpreter()
     out = tmp_path_factory.mktemp("package") / "functionapp.zip"
     try:
         functions = builder.function_folders(ROOT)
@@ -88,9 +106,10 @@ for name, script, entry in functions:
 # Functions import parts of shared_code lazily (cold start): import all of it now, with its dependencies.
 for info in pkgutil.walk_packages([os.path.join(root, "shared_code")], prefix="shared_code."):
     importlib.import_module(info.name)
-for name in ("azure.functions", "azure.data.tables", "azure.storage.queue", "requests", "jwt",
+for name in ("azure.functions", "azure.data.tables", "azure.storage.queue", "azure.identity", "requests", "jwt",
              "cryptography.hazmat.primitives.asymmetric.rsa"):
     importlib.import_module(name)
+report["python"] = "%d.%d" % sys.version_info[:2]
 import jwt.algorithms
 report["jwt_has_crypto"] = jwt.algorithms.has_crypto
 
@@ -138,11 +157,15 @@ def probe(package: Package) -> dict:
     # A clean environment: nothing of the developer's (PYTHONPATH, app settings, venv) leaks in.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", PROBE, str(package.root), str(ROOT), json.dumps(functions)],
+        [target_interpreter(), "-I", "-S", "-c", PROBE, str(package.root), str(ROOT), json.dumps(functions)],
         capture_output=True, text=True, env=env, cwd=package.root, timeout=120,
     )
     assert result.returncode == 0, f"the unpacked package does not run:\n{result.stderr}"
     return json.loads(result.stdout)
+
+
+def test_package_runs_on_the_target_interpreter(probe: dict) -> None:
+    assert probe["python"] == builder.TARGET_PYTHON == "3.13"
 
 
 def test_package_loads_every_function_from_the_zip(package: Package, probe: dict) -> None:
@@ -157,7 +180,8 @@ def test_package_imports_nothing_from_the_checkout_or_a_venv(package: Package, p
     assert probe["from_checkout"] == []
     assert probe["outside"] == []
     site = (package.root / builder.SITE_PACKAGES).resolve()
-    for name in ("azure.functions", "azure.data.tables", "azure.storage.queue", "requests", "jwt", "cryptography"):
+    for name in ("azure.functions", "azure.data.tables", "azure.storage.queue", "azure.identity", "requests", "jwt",
+                 "cryptography"):
         assert Path(probe["modules"][name]).is_relative_to(site), (name, probe["modules"][name])
     assert Path(probe["modules"]["shared_code"]).is_relative_to(package.root.resolve())
     assert probe["sys_path"][:2] == [str(package.root / builder.SITE_PACKAGES), str(package.root)]
@@ -207,18 +231,41 @@ def test_package_app_files_are_the_checkout_files(package: Package) -> None:
     assert shipped == source
 
 
-def test_package_has_every_pinned_requirement_at_its_version(package: Package) -> None:
-    site = package.root / builder.SITE_PACKAGES
+def _installed(package: Package) -> dict[str, str]:
     installed = {}
-    for meta in site.glob("*.dist-info/METADATA"):
+    for meta in (package.root / builder.SITE_PACKAGES).glob("*.dist-info/METADATA"):
         fields = dict(line.split(": ", 1) for line in meta.read_text().splitlines()[:3] if ": " in line)
-        installed[re.sub(r"[-_.]+", "-", fields["Name"]).lower()] = fields["Version"]
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        name, version = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(\S+)", line).groups()
-        assert installed.get(re.sub(r"[-_.]+", "-", name).lower()) == version, line
+        installed[builder.normalize_name(fields["Name"])] = fields["Version"]
+    return installed
+
+
+def test_package_has_every_pinned_requirement_at_its_version(package: Package) -> None:
+    installed = _installed(package)
+    pins = builder._pins((ROOT / "requirements.txt").read_text())
+    assert pins["azure-functions"].startswith("2.") and "azure-functions-runtime-v1" in pins  # the 3.13 branch
+    for name, version in pins.items():
+        assert installed.get(name) == version, name
+
+
+def test_package_holds_exactly_the_locked_dependencies(package: Package) -> None:
+    locked = builder._pins((ROOT / builder.LOCK_FILE).read_text())
+    assert len(locked) > len(builder._pins((ROOT / "requirements.txt").read_text()))  # transitive ones too
+    assert _installed(package) == locked
+
+
+def test_lock_pins_every_dependency_with_a_hash() -> None:
+    text = (ROOT / builder.LOCK_FILE).read_text()
+    entries = re.split(r"\n(?=[A-Za-z])", text.split("\n", 2)[2].strip())
+    assert entries
+    for entry in entries:
+        assert re.match(r"[A-Za-z0-9_.-]+==\S+ \\", entry), entry
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", entry), entry
+
+
+def test_package_binaries_are_built_for_the_target_interpreter(package: Package) -> None:
+    tagged = [n for n in package.names if re.search(r"\.cpython-\d+-", n)]
+    assert tagged, "cffi ships a version-specific extension"
+    assert {re.search(r"\.cpython-(\d+)-", n).group(1) for n in tagged} == {builder.TARGET_ABI.removeprefix("cp")}
 
 
 def test_package_binaries_are_linux_x86_64(package: Package) -> None:
@@ -253,6 +300,23 @@ def test_build_names_the_requirement_that_has_no_wheel() -> None:
     )
     assert builder._missing_wheel(stderr) == "lxml==0.0.1"
     assert builder._missing_wheel("ERROR: something else") is None
+
+
+def test_build_refuses_a_stale_lock(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text('requests==2.34.2\nazure-functions==1.26.0; python_version < "3.13"\n')
+    (tmp_path / "requirements.lock").write_text("requests==2.0.0 \\\n    --hash=sha256:" + "0" * 64 + "\n")
+    with pytest.raises(builder.BuildError, match=r"does not match requirements.txt: requests==2.34.2 \(lock: 2.0.0\)"):
+        builder.check_lock(tmp_path / "requirements.txt", tmp_path / "requirements.lock")
+
+
+def test_build_refuses_a_dependency_whose_hash_does_not_match(tmp_path: Path) -> None:
+    # The right name and version, the wrong hash: what a tampered index or mirror would serve.
+    lock = tmp_path / "requirements.lock"
+    version = builder._pins((ROOT / builder.LOCK_FILE).read_text())["typing-extensions"]
+    lock.write_text(f"typing-extensions=={version} \\\n    --hash=sha256:{'0' * 64}\n")
+    with pytest.raises(builder.BuildError, match="hash mismatch"):
+        builder.install_dependencies(lock, tmp_path / "site", PIP_CACHE)
+    assert not list((tmp_path / "site").glob("typing_extensions*"))
 
 
 def test_funcignore_keeps_dev_only_folders_out_of_func_publish() -> None:
