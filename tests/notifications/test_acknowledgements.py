@@ -152,3 +152,18 @@ def test_an_invalid_ack_is_a_400_and_creates_nothing(app_env, connector):
     assert response.status_code == 400
     assert body(response)["error"]["code"] == "bad_request"
     assert services.get().notifications.get("bad-ack") is None
+
+
+def test_a_reaction_to_a_sent_message_is_kept_by_conversation_and_message(app_env, connector):
+    broadcast(app_env, connector, "policy-7", ["c-1"])
+    [sent] = connector.activities("c-1")
+    reaction = message(connector.url, "", conversation_id="c-1")
+    reaction.update(type="messageReaction", replyToId=sent["id"], reactionsAdded=[{"type": "like"}])
+    del reaction["text"]
+
+    response = post(reaction)
+
+    assert response.status_code == 200 and response.get_body() == b""
+    acks = services.get().acknowledgements
+    assert acks.reaction(RecipientKey("test", "c-1"), sent["id"]) == "like"
+    assert acks.reaction(RecipientKey("test", "c-1"), "another-message") == ""
