@@ -28,7 +28,7 @@ from shared_code.notifications.ledger import RecipientKey
 from shared_code.protocol.activity import Activity
 from shared_code.protocol.content import ACK_VERB, acknowledged_card
 from shared_code.storage.keys import encode_key
-from shared_code.storage.tables import ensure_table, is_table_missing
+from shared_code.storage.tables import ensure_table, get_many, is_table_missing
 
 if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
     from shared_code.app.services import Services
@@ -154,6 +154,13 @@ class AcknowledgementStore:
             return None
         at = entity.get("AcknowledgedAt")
         return at if isinstance(at, datetime) else None
+
+    def acknowledged_many(self, notification_id: str, keys: list[RecipientKey]) -> dict[RecipientKey, datetime]:
+        """When each of `keys` acknowledged (those that did), in a few queries."""
+        rows = get_many(self._table, encode_key(notification_id), [k.row_key for k in keys],
+                        select=["ChannelId", "ConversationId", "AcknowledgedAt"])
+        return {RecipientKey(r["ChannelId"], r["ConversationId"]): r["AcknowledgedAt"] for r in rows
+                if isinstance(r.get("AcknowledgedAt"), datetime)}
 
     def count(self, notification_id: str) -> int:
         """How many conversations acknowledged: keys only, a page at a time."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,8 +29,6 @@ RECIPIENT_COLUMNS = ("channel", "conversation", "user id", "user name", "locale"
                      "activity id", "acknowledged at", "reaction")
 ANSWER_COLUMNS = ("run id", "conversation", "user id", "question index", "question", "answer", "answered at")
 PAGE_SIZE = 200
-# Joins are point reads (address, acknowledgement): a few at a time keep a 20,000-row report short.
-JOIN_WORKERS = 8
 # A spreadsheet runs a cell that starts with one of these as a formula: user-written text must not.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -43,25 +40,29 @@ def notification_report(notification_id: str, services: Services) -> bytes:
     deliveries = services.table_service.get_table_client(services.settings.deliveries_table)
     rows = ledger_reads.deliveries(deliveries, notification_id, page_size=PAGE_SIZE)
     writer = _CsvBody(RECIPIENT_COLUMNS)
-    with ThreadPoolExecutor(JOIN_WORKERS) as pool:
-        for page in _pages(rows, PAGE_SIZE):
-            writer.write(pool.map(lambda row: _recipient_row(notification_id, row, services), page))
+    for page in _pages(rows, PAGE_SIZE):
+        writer.write(_recipient_rows(notification_id, page, services))
     return writer.body()
 
 
-def _recipient_row(notification_id: str, row: dict[str, Any], services: Services) -> list[str]:
-    key = RecipientKey(row["ChannelId"], row["ConversationId"])
-    address = services.addresses.get(key.conversation_id, key.channel_id)
-    state = row.get("State") or ""
-    # TODO(lead): the ledger's names for these once it keeps them (sent time, connector activity id).
-    activity_id = str(row.get("ActivityId") or "")
-    sent_at = row.get("SentAt") or (row.get("UpdatedAt") if state == DeliveryState.SENT.value else None)
-    acknowledged = services.acknowledgements.acknowledged_at(notification_id, key)
-    user = address.reference.user if address is not None else None
-    return [key.channel_id, key.conversation_id, user.id if user else "", _text(user.name if user else ""),
-            address.reference.locale if address is not None else "", state, str(row.get("Code") or ""),
-            _time(sent_at), activity_id, _time(acknowledged),
-            _text(services.acknowledgements.reaction(key, activity_id))]
+def _recipient_rows(notification_id: str, page: list[dict[str, Any]], services: Services) -> list[list[str]]:
+    """One page of ledger rows joined with their addresses and acknowledgements (a few queries each)."""
+    keys = [RecipientKey(row["ChannelId"], row["ConversationId"]) for row in page]
+    addresses = services.addresses.get_many([(k.channel_id, k.conversation_id) for k in keys])
+    acknowledged = services.acknowledgements.acknowledged_many(notification_id, keys)
+    out = []
+    for key, row in zip(keys, page, strict=True):
+        address = addresses.get((key.channel_id, key.conversation_id))
+        state = row.get("State") or ""
+        # TODO(lead): the ledger's names for these once it keeps them (sent time, connector activity id).
+        activity_id = str(row.get("ActivityId") or "")
+        sent_at = row.get("SentAt") or (row.get("UpdatedAt") if state == DeliveryState.SENT.value else None)
+        reaction = services.acknowledgements.reaction(key, activity_id) if activity_id else ""
+        user = address.reference.user if address is not None else None
+        out.append([key.channel_id, key.conversation_id, user.id if user else "", _text(user.name if user else ""),
+                    address.reference.locale if address is not None else "", state, str(row.get("Code") or ""),
+                    _time(sent_at), activity_id, _time(acknowledged.get(key)), _text(reaction)])
+    return out
 
 
 def survey_answers_report(run_id: str, services: Services) -> bytes:

@@ -13,7 +13,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.protocol.activity import ConversationReference
 from shared_code.storage.keys import encode_key
-from shared_code.storage.tables import is_table_missing, on_table
+from shared_code.storage.tables import get_many, is_table_missing, on_table
 
 # One partition per channel keeps a channel's users together for `channel` broadcasts;
 # the row is the conversation, so a user's second conversation is a second address.
@@ -101,6 +101,18 @@ class AddressStore:
             return _from_entity(entity)
         found = self._query("RowKey eq @row", {"row": encode_key(conversation_id)})
         return next((a for a in map(_from_entity, found) if a.conversation_id == conversation_id), None)
+
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Address]:
+        """The addresses of many (channel id, conversation id) pairs, a few queries per channel; absent ones left out."""
+        by_partition: dict[str, list[str]] = {}
+        for channel_id, conversation_id in keys:
+            partition, row = address_keys(channel_id, conversation_id)
+            by_partition.setdefault(partition, []).append(row)
+        found = {}
+        for partition, rows in by_partition.items():
+            for address in map(_from_entity, get_many(self._table, partition, rows)):
+                found[(address.channel_id, address.conversation_id)] = address
+        return found
 
     def find_by_user(self, user_id: str) -> list[Address]:
         return [_from_entity(e) for e in self._query("UserId eq @user", {"user": user_id})]
