@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 REACTION_PREFIX = "r."
 MAX_ID_LENGTH = 200
+THREAD_MARK = ";messageid="
 
 
 class How(StrEnum):
@@ -96,12 +97,12 @@ def acknowledge(notification_id: str, how: How, activity: Activity, services: Se
 
     `activity` must be the authenticated one: its channel and conversation say who clicked."""
     notification = services.notifications.get(notification_id)
-    key = RecipientKey(activity.channel_id, activity.conversation.id)
     if notification is None:
         log.warning("acknowledgement refused: no notification %r (channel %s)", notification_id, activity.channel_id)
         return AckResult(AckOutcome.UNKNOWN_NOTIFICATION)
     deliveries = services.table_service.get_table_client(services.settings.deliveries_table)
-    if not ledger_reads.was_sent(deliveries, notification_id, key):
+    key = next((k for k in _recipient_keys(activity) if ledger_reads.was_sent(deliveries, notification_id, k)), None)
+    if key is None:
         log.warning("acknowledgement refused: notification %r was not sent to the clicking conversation "
                     "(channel %s)", notification_id, activity.channel_id)
         return AckResult(AckOutcome.NOT_A_RECIPIENT)
@@ -109,6 +110,16 @@ def acknowledge(notification_id: str, how: How, activity: Activity, services: Se
         notification_id, key, activity.from_.id, activity.from_.name, how, services.clock()))
     content = notification.job.localized().for_locale(activity.locale or notification.job.locale)
     return AckResult(AckOutcome.RECORDED if recorded else AckOutcome.ALREADY, acknowledged_card(content))
+
+
+def _recipient_keys(activity: Activity) -> list[RecipientKey]:
+    """The conversation a click came from, as the ledger may know it: a click on a post in a Teams
+    channel comes from the thread (`<channel conversation>;messageid=<post>`), the post went to the channel."""
+    conversation = activity.conversation.id
+    keys = [RecipientKey(activity.channel_id, conversation)]
+    if THREAD_MARK in conversation:
+        keys.append(RecipientKey(activity.channel_id, conversation.split(THREAD_MARK, 1)[0]))
+    return keys
 
 
 def record_reaction(activity: Activity, services: Services) -> int:

@@ -167,3 +167,17 @@ def test_a_reaction_to_a_sent_message_is_kept_by_conversation_and_message(app_en
     acks = services.get().acknowledgements
     assert acks.reaction(RecipientKey("test", "c-1"), sent["id"]) == "like"
     assert acks.reaction(RecipientKey("test", "c-1"), "another-message") == ""
+
+
+def test_a_click_in_a_teams_channel_thread_counts_for_the_channel_the_post_went_to(app_env, connector):
+    broadcast(app_env, connector, "policy-8", ["19:general@thread.tacv2", "19:random@thread.tacv2"])
+
+    post(invoke_click(connector, "19:general@thread.tacv2;messageid=1700000000000",
+                      {"verb": "ack", "notification": "policy-8"}))
+    refused = post(invoke_click(connector, "19:elsewhere@thread.tacv2;messageid=1700000000000",
+                                {"verb": "ack", "notification": "policy-8"}))
+
+    assert json.loads(refused.get_body())["statusCode"] == 403
+    assert status("policy-8")["acknowledged"] == 1
+    acks = services.get().acknowledgements
+    assert acks.acknowledged_at("policy-8", RecipientKey("test", "19:general@thread.tacv2")) is not None
