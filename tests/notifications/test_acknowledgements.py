@@ -181,3 +181,15 @@ def test_a_click_in_a_teams_channel_thread_counts_for_the_channel_the_post_went_
     assert status("policy-8")["acknowledged"] == 1
     acks = services.get().acknowledgements
     assert acks.acknowledged_at("policy-8", RecipientKey("test", "19:general@thread.tacv2")) is not None
+
+
+def test_a_queue_job_with_ack_sends_the_button_too(app_env, connector):
+    from shared_code.notifications import jobs
+
+    seed(connector, {"c-1": "en-US"})
+    jobs.enqueue({"v": 1, "id": "from-queue", "to": "all", "text": "queued", "ack": {"title": "Seen"}}, services.get())
+
+    drain(app_env, lambda: bool(connector.activities("c-1")) and status("from-queue")["state"] == "done")
+
+    [sent] = connector.activities("c-1")
+    assert sent["attachments"][0]["content"]["actions"][0]["title"] == "Seen"
