@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.protocol.activity import ConversationReference
 from shared_code.storage.keys import encode_key
-from shared_code.storage.tables import get_many, is_table_missing, on_table
+from shared_code.storage.tables import is_table_missing, on_table
 
 # One partition per channel keeps a channel's users together for `channel` broadcasts;
 # the row is the conversation, so a user's second conversation is a second address.
@@ -102,16 +102,24 @@ class AddressStore:
         found = self._query("RowKey eq @row", {"row": encode_key(conversation_id)})
         return next((a for a in map(_from_entity, found) if a.conversation_id == conversation_id), None)
 
-    def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Address]:
-        """The addresses of many (channel id, conversation id) pairs, a few queries per channel; absent ones left out."""
-        by_partition: dict[str, list[str]] = {}
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Address]:
+        """The addresses of many (channel id, conversation id) pairs: one range query per channel, not a read each.
+
+        A broadcast page holds recipients that the scan read in key order, so each channel's share
+        is one contiguous RowKey range; rows in the range that were not asked for are dropped.
+        """
+        wanted: dict[str, dict[str, tuple[str, str]]] = {}
         for channel_id, conversation_id in keys:
             partition, row = address_keys(channel_id, conversation_id)
-            by_partition.setdefault(partition, []).append(row)
-        found = {}
-        for partition, rows in by_partition.items():
-            for address in map(_from_entity, get_many(self._table, partition, rows)):
-                found[(address.channel_id, address.conversation_id)] = address
+            wanted.setdefault(partition, {})[row] = (channel_id, conversation_id)
+        found: dict[tuple[str, str], Address] = {}
+        for partition, rows in wanted.items():
+            entities = self._query("PartitionKey eq @p and RowKey ge @first and RowKey le @last",
+                                   {"p": partition, "first": min(rows), "last": max(rows)})
+            for entity in entities:
+                pair = rows.get(entity["RowKey"])
+                if pair is not None:
+                    found[pair] = _from_entity(entity)
         return found
 
     def find_by_user(self, user_id: str) -> list[Address]:
