@@ -6,8 +6,7 @@ import logging
 
 import azure.functions as func
 
-from shared_code.app import services
-from shared_code.conversation import turn
+from shared_code.app import inbound, services
 from shared_code.plumbing import http_edge, telemetry
 
 log = logging.getLogger(__name__)
@@ -17,8 +16,10 @@ def main(req: func.HttpRequest, context: func.Context = None) -> func.HttpRespon
     def handle() -> func.HttpResponse:
         app = services.get()
         data = http_edge.read_json(req, app.settings.max_request_bytes)
-        turn.on_activity(data, req.headers.get("Authorization"), app)
-        return http_edge.json_response(200)
+        answer = inbound.on_activity(data, req.headers.get("Authorization"), app)
+        if answer is None:
+            return http_edge.json_response(200)
+        return http_edge.json_response(answer.status, answer.body)
 
     with telemetry.track(log, "MessagesFunction", getattr(context, "invocation_id", None)) as outcome:
         return outcome.response(http_edge.respond(handle))

@@ -1,4 +1,5 @@
-"""/api/notify[/{id}]: send proactive messages (POST), read a notification's status (GET), cancel it (DELETE)."""
+"""/api/notify[/{id}[/report]]: send proactive messages (POST), read a notification's status (GET) or its
+per-recipient CSV report (GET .../report), cancel it (DELETE)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import azure.functions as func
 
 from shared_code.app import services
-from shared_code.notifications import api
+from shared_code.notifications import api, reports
 from shared_code.plumbing import http_edge, telemetry
 from shared_code.plumbing.errors import BadInput
 
@@ -17,18 +18,20 @@ log = logging.getLogger(__name__)
 def main(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
     def handle() -> func.HttpResponse:
         app = services.get()
-        notification_id = req.route_params.get("id") or ""
+        notification_id, action = req.route_params.get("id") or "", req.route_params.get("action") or ""
         method = req.method.upper()
+        outcome.set(method=method, notification_id=notification_id or None)
+        if method == "GET" and notification_id and action == "report":
+            return http_edge.csv_response(reports.notification_report(notification_id, app), f"{notification_id}.csv")
         if method == "POST" and not notification_id:
-            data = http_edge.read_json_object(req, app.settings.max_request_bytes)
-            answer = api.notify(data, app, request_url=req.url)
-        elif method == "GET" and notification_id:
+            answer = api.notify(http_edge.read_json_object(req, app.settings.max_request_bytes), app, request_url=req.url)
+        elif method == "GET" and notification_id and not action:
             answer = api.status(notification_id, app)
-        elif method == "DELETE" and notification_id:
+        elif method == "DELETE" and notification_id and not action:
             answer = api.cancel(notification_id, app)
         else:
-            raise BadInput("use POST /api/notify, GET or DELETE /api/notify/{id}")
-        outcome.set(method=method, notification_id=answer.body.get("id") if notification_id or answer.status == 202 else None)
+            raise BadInput("use POST /api/notify, GET or DELETE /api/notify/{id}, GET /api/notify/{id}/report")
+        outcome.set(notification_id=answer.body.get("id") if notification_id or answer.status == 202 else None)
         return http_edge.json_response(answer.status, answer.body)
 
     with telemetry.track(log, "NotifyFunction", getattr(context, "invocation_id", None)) as outcome:

@@ -103,6 +103,10 @@ class ConnectorStub:
         self._attempts: dict[str, int] = defaultdict(int)
         self._queued: dict[str, list[Fault]] = defaultdict(list)
         self.requests: list[tuple[str, str, bool]] = []  # (method, path, had a bearer token)
+        # What PUT and DELETE did to the activities this stub created: (conversation id, activity id, body).
+        self.updated: list[tuple[str, str, dict[str, Any]]] = []
+        self.deleted: list[tuple[str, str]] = []
+        self._edit_attempts: dict[str, int] = defaultdict(int)
         self.authorization_headers_seen = 0
         self._server = StubServer(self._handle)
 
@@ -179,6 +183,8 @@ class ConnectorStub:
             return StubResponse(401, {"error": {"code": "Unauthorized", "message": "bad or missing token"}})
         if self.latency:
             time.sleep(self.latency)
+        if request.method in ("PUT", "DELETE"):
+            return self._edit(request, parts)
         if request.method != "POST":
             return Fault(405, "MethodNotAllowed").response()
         try:
@@ -210,6 +216,48 @@ class ConnectorStub:
             self._arrivals[conversation_id].append(time.time())
         if self.on_activity is not None:
             self.on_activity(conversation_id, stored)
+        return StubResponse(200, {"id": activity_id})
+
+    def _edit(self, request: StubRequest, parts: list[str]) -> StubResponse:
+        """PUT (update in place) or DELETE one activity this stub created; 404 ActivityNotFoundInConversation
+        for any other id, and for one already deleted. Queued faults and the fault policy apply, as to sends."""
+        if len(parts) != 6 or parts[4] != "activities" or not parts[5]:
+            return Fault(404, "NotFound").response()
+        conversation_id, activity_id = unquote(parts[3]), unquote(parts[5])
+        body: Any = None
+        if request.method == "PUT":
+            try:
+                body = request.json()
+            except ValueError:
+                return Fault(400, "BadSyntax").response()
+            if not isinstance(body, dict) or not body.get("type"):
+                return Fault(400, "MissingProperty").response()
+        with self._lock:
+            self._edit_attempts[conversation_id] += 1
+            attempt = self._edit_attempts[conversation_id]
+            queued = self._queued.get(conversation_id)
+            fault = queued.pop(0) if queued else None
+        if fault is None and self.faults is not None:
+            fault = self.faults(conversation_id, attempt)
+        if fault is not None:
+            return fault.response()
+        with self._lock:
+            stored = self._activities.get(conversation_id, [])
+            index = next((i for i, a in enumerate(stored) if a.get("id") == activity_id), None)
+            if index is None:
+                return Fault(404, "ActivityNotFoundInConversation").response()
+            if request.method == "DELETE":
+                del stored[index]
+                arrivals = self._arrivals.get(conversation_id, [])
+                if index < len(arrivals):
+                    del arrivals[index]
+                self.deleted.append((conversation_id, activity_id))
+                return StubResponse(200, {})
+            updated = dict(body, id=activity_id)
+            if "replyToId" in stored[index]:
+                updated.setdefault("replyToId", stored[index]["replyToId"])
+            stored[index] = updated
+            self.updated.append((conversation_id, activity_id, dict(body)))
         return StubResponse(200, {"id": activity_id})
 
     def _create_conversation(self, body: Any) -> StubResponse:

@@ -3,6 +3,9 @@
     python -m shared_code.app.cli --all "Maintenance tonight at 22:00"
     python -m shared_code.app.cli --channel msteams --locale de-DE "Wartung heute Nacht"
     python -m shared_code.app.cli --user 29:1abc --dialog survey
+    python -m shared_code.app.cli --all --ack "Got it" "Please read the new travel policy"
+    python -m shared_code.app.cli report release-42 -o release-42.csv     (one row per recipient)
+    python -m shared_code.app.cli report --survey survey-20261125T090000Z  (one row per answer)
 
 Settings come from the environment, else from local.settings.json's "Values".
 """
@@ -41,10 +44,15 @@ def build_job(args: argparse.Namespace) -> dict[str, Any]:
         job.update(kind="message", text=args.text)
     if args.locale:
         job["locale"] = args.locale
+    if getattr(args, "ack", None):
+        job["ack"] = {"title": args.ack}
     return job
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:
+        return report(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m shared_code.app.cli", description=__doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--all", action="store_true", help="every active saved address")
@@ -55,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dialog", choices=["survey"])
     parser.add_argument("--locale")
     parser.add_argument("--id", help="idempotency key: the same id twice is one notification")
+    parser.add_argument("--ack", metavar="TITLE", help="add an acknowledge button with this title")
     parser.add_argument("--no-wait", action="store_true", help="queue it and exit")
     parser.add_argument("--timeout", type=float, default=3600.0, help="stop watching after this many seconds")
     args = parser.parse_args(argv)
@@ -78,6 +87,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_wait:
         return 0
     return watch(job["id"], app, timeout=args.timeout)
+
+
+def report(argv: list[str]) -> int:
+    """`report <notification id>` or `report --survey <run id>`: the CSV, to a file or standard output."""
+    parser = argparse.ArgumentParser(prog="python -m shared_code.app.cli report",
+                                     description="a notification's per-recipient report, or a survey run's answers, as CSV")
+    parser.add_argument("id", help="the notification id (or, with --survey, the survey run id)")
+    parser.add_argument("--survey", action="store_true", help="the id is a survey run: one row per answer")
+    parser.add_argument("-o", "--output", type=Path, help="write the CSV here (default: standard output)")
+    args = parser.parse_args(argv)
+
+    load_local_settings()
+    from shared_code.app import services
+    from shared_code.notifications import reports
+    from shared_code.plumbing.errors import AppError
+
+    app = services.get()
+    try:
+        body = (reports.survey_answers_report if args.survey else reports.notification_report)(args.id, app)
+    except AppError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    if args.output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        args.output.write_bytes(body)
+        print(f"wrote {args.output} ({len(body)} bytes)", file=sys.stderr)
+    return 0
 
 
 def watch(notification_id: str, app: Any, *, timeout: float, interval: float = 1.0) -> int:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported lazily below: a function imports only what its pat
 
     from shared_code.conversation.state import DialogStateStore
     from shared_code.conversation.survey import SurveyAnswerStore
+    from shared_code.notifications.acknowledgements import AcknowledgementStore
     from shared_code.notifications.ledger import Ledger
     from shared_code.notifications.store import NotificationStore
     from shared_code.protocol.connector import ConnectorClient
@@ -110,6 +111,12 @@ class Services:
 
         return Ledger(self.table_service.get_table_client(self.settings.deliveries_table),
                       lease_seconds=self.settings.delivery_lease_seconds)
+
+    @cached_property
+    def acknowledgements(self) -> AcknowledgementStore:
+        from shared_code.notifications.acknowledgements import AcknowledgementStore
+
+        return AcknowledgementStore(self.table_service.get_table_client(self.settings.acknowledgements_table))
 
     def queue(self, name: str | None = None) -> QueueClient:
         from azure.storage.queue import QueueClient

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shared_code.conversation import dialogs
 from shared_code.conversation.main_dialog import ASK_NAME
 from shared_code.plumbing.errors import Unauthorized
+from shared_code.protocol import invoke
 from shared_code.protocol.activity import Activity, ConversationReference, message_to, reference_from_activity
 
 if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
@@ -20,9 +22,15 @@ WELCOME = "Hello user, good to meet you! I now know your address and can send yo
 GREETING = f"{WELCOME} {ASK_NAME}"
 REMOVAL_ACTIONS = {"remove", "remove-upgrade"}
 
+# A layer above may answer an authenticated activity (a card's button, say) before the dialogs see it:
+# (activity, authenticated) -> its answer, or None to let the turn go on as usual.
+Intercept = Callable[[Activity, bool], "invoke.InvokeResponse | None"]
 
-def on_activity(data: Any, authorization: str | None, services: Services) -> None:
-    """Handle one activity posted to /api/messages. Raises BadInput/Unauthorized; stores nothing then."""
+
+def on_activity(data: Any, authorization: str | None, services: Services, *,
+                intercept: Intercept | None = None) -> invoke.InvokeResponse | None:
+    """Handle one activity posted to /api/messages. Raises BadInput/Unauthorized; stores nothing then.
+    Returns the HTTP answer when there is one to give: every invoke gets one (501 when nobody handled it)."""
     settings = services.settings
     if not settings.local_mode and not authorization:
         raise Unauthorized("missing Authorization header")
@@ -32,14 +40,19 @@ def on_activity(data: Any, authorization: str | None, services: Services) -> Non
         services.inbound_auth.authenticate(authorization, activity)
         authenticated = True
     reference = reference_from_activity(activity)
+    answer = intercept(activity, authenticated) if intercept is not None else None
     if activity.type == "message":
-        _on_message(activity, reference, authenticated, services)
+        if answer is None:  # a message answered above (a card's submit) is not for the dialogs
+            _on_message(activity, reference, authenticated, services)
     elif activity.type == "conversationUpdate":
         _on_conversation_update(activity, reference, authenticated, services)
     elif activity.type == "installationUpdate":
         _on_installation_update(activity, reference, authenticated, services)
-    else:
+    elif answer is None:
         log.info("ignored a %s activity", activity.type)
+    if answer is None and activity.type == "invoke":
+        return invoke.not_implemented(invoke.invoke_name(activity.raw))
+    return answer
 
 
 def reply(activity: Activity, reference: ConversationReference, text: str, services: Services, *, trusted: bool) -> None:

@@ -8,9 +8,10 @@ from urllib.parse import quote, urlsplit
 
 from shared_code.conversation.proactive import send_localized
 from shared_code.notifications import fanout
+from shared_code.notifications.audience import preview
 from shared_code.notifications.jobs import Job, JobKind, TargetKind, parse_job
 from shared_code.notifications.store import NotificationState
-from shared_code.plumbing.errors import NotFound
+from shared_code.plumbing.errors import BadInput, NotFound
 from shared_code.storage.addresses import Address
 
 if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
@@ -33,8 +34,14 @@ def find_address(conversation_id: str, services: Services) -> Address:
 def notify(data: dict[str, Any], services: Services, *, request_url: str = "") -> Answer:
     """POST /api/notify. One conversation and a message: sent now (200 with the activity id).
     One conversation and a dialog: started now (200 with {"started": bool}). Anything else, and
-    anything with `notBefore`: a notification, idempotent on the caller's `id`, on the queue (202)."""
-    job = parse_job(data, require_version=False)
+    anything with `notBefore`: a notification, idempotent on the caller's `id`, on the queue (202).
+    `"dryRun": true`: nothing is sent or stored; 200 with how many it would reach and a sample."""
+    dry_run = data.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise BadInput("dryRun must be true or false")
+    job = parse_job({k: v for k, v in data.items() if k != "dryRun"}, require_version=False)
+    if dry_run:
+        return Answer(200, preview(job, services))
     at_once = job.target.is_single and job.not_before is None
     if at_once and job.kind is JobKind.MESSAGE:
         address = find_address(job.target.value, services)
@@ -63,7 +70,7 @@ def status(notification_id: str, services: Services) -> Answer:
     found = services.notifications.status(notification_id)
     if found is None:
         raise NotFound("no notification with that id")
-    return Answer(200, found.to_json())
+    return Answer(200, {**found.to_json(), "acknowledged": services.acknowledgements.count(notification_id)})
 
 
 def cancel(notification_id: str, services: Services) -> Answer:

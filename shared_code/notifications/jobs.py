@@ -11,7 +11,8 @@ Optional, added compatibly (a message needs `text` or `attachments`):
 `attachments` (list, e.g. Adaptive Cards), `suggestedActions` ({"actions": [...]}); each of
 `text`/`attachments`/`suggestedActions` may instead be a map from locale to value, with
 `defaultLocale` naming the fallback (see content.py); `notBefore` (ISO 8601 with a time zone)
-delays the notification.
+delays the notification; `ack` ({"title": "Got it"}, the title optional) adds an
+acknowledge button to every message (see content.with_acknowledgement).
 
 `id` is optional for callers (one is made up); it names the notification, so the
 same id sent twice is one notification.
@@ -26,7 +27,15 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from shared_code.plumbing.errors import BadInput
-from shared_code.protocol.content import MAX_CONTENT_BYTES, Content, LocalizedContent, parse_content
+from shared_code.protocol.content import (
+    ACK_DEFAULT_TITLE,
+    MAX_CONTENT_BYTES,
+    Content,
+    LocalizedContent,
+    check_size,
+    parse_content,
+    with_acknowledgement,
+)
 from shared_code.storage import queues
 
 if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
@@ -36,6 +45,7 @@ VERSION = 1
 MAX_TEXT_BYTES = MAX_CONTENT_BYTES  # the connector refuses larger messages (MessageSizeTooBig)
 MAX_ID_LENGTH = 200
 KNOWN_DIALOGS = frozenset({"survey"})
+MAX_ACK_TITLE = 100
 # Wire names of the content fields beyond plain `text`, kept as given (validated by parse_content).
 CONTENT_FIELDS = ("attachments", "suggestedActions", "defaultLocale")
 
@@ -77,6 +87,7 @@ class Job:
     # `attachments`, `suggestedActions`, `defaultLocale`. Empty for a text-only message.
     content: dict[str, Any] = field(default_factory=dict)
     not_before: datetime | None = None
+    ack_title: str = ""  # empty: no acknowledge button
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"v": VERSION, "kind": self.kind.value, "id": self.id, "to": self.target.to_json()}
@@ -90,14 +101,21 @@ class Job:
             out["dialog"] = self.dialog
         if self.not_before is not None:
             out["notBefore"] = self.not_before.isoformat()
+        if self.ack_title:
+            out["ack"] = {"title": self.ack_title}
         return out
 
     def localized(self) -> LocalizedContent:
-        """The message's content, one per locale (or one for all)."""
+        """The message's content, one per locale (or one for all), with the acknowledge button if asked."""
         if not self.content:
             # Plain text was checked against MAX_TEXT_BYTES alone, as before cards existed.
-            return LocalizedContent({"": Content(self.text)})
-        return parse_content({"text": self.text or None, **self.content})
+            plain = LocalizedContent({"": Content(self.text)})
+        else:
+            plain = parse_content({"text": self.text or None, **self.content})
+        if not self.ack_title:
+            return plain
+        return LocalizedContent({key: with_acknowledgement(content, self.id, self.ack_title)
+                                 for key, content in plain.by_locale.items()}, plain.default_locale)
 
 
 def parse_target(value: Any) -> Target:
@@ -132,6 +150,9 @@ def parse_job(data: Any, *, require_version: bool = True) -> Job:
     if locale is not None and not isinstance(locale, str):
         raise BadInput("locale must be a string such as en-US")
     not_before = parse_not_before(data.get("notBefore"))
+    ack_title = parse_ack(data.get("ack"))
+    if ack_title and kind is not JobKind.MESSAGE:
+        raise BadInput("ack is for messages, not dialogs")
     if kind is JobKind.MESSAGE:
         text = data.get("text")
         content = {name: data[name] for name in CONTENT_FIELDS if data.get(name) is not None}
@@ -140,17 +161,38 @@ def parse_job(data: Any, *, require_version: bool = True) -> Job:
                 content = {"text": text, **content}
                 text = None
             parse_content({"text": text, **content})  # validates: BadInput says what is wrong
-            return Job(kind, target, job_id, text=text or "", locale=locale or None, content=content,
-                       not_before=not_before)
+            return _checked(Job(kind, target, job_id, text=text or "", locale=locale or None, content=content,
+                                not_before=not_before, ack_title=ack_title))
         if not isinstance(text, str) or not text.strip():
             raise BadInput("text is required (a non-empty string), or attachments")
         if len(text.encode()) > MAX_TEXT_BYTES:
             raise BadInput(f"text is longer than {MAX_TEXT_BYTES} bytes")
-        return Job(kind, target, job_id, text=text, locale=locale or None, not_before=not_before)
+        return _checked(Job(kind, target, job_id, text=text, locale=locale or None, not_before=not_before,
+                            ack_title=ack_title))
     dialog = data.get("dialog")
     if not isinstance(dialog, str) or dialog not in KNOWN_DIALOGS:
         raise BadInput(f"unknown dialog {dialog!r}; known: {', '.join(sorted(KNOWN_DIALOGS))}")
     return Job(kind, target, job_id, dialog=dialog, locale=locale or None, not_before=not_before)
+
+
+def parse_ack(value: Any) -> str:
+    """`ack`: {"title": "Got it"} (or {} for the default title); the button's title, "" when absent."""
+    if value is None:
+        return ""
+    if not isinstance(value, dict) or set(value) - {"title"}:
+        raise BadInput('ack must be {"title": "..."}')
+    title = value.get("title", ACK_DEFAULT_TITLE)
+    if not isinstance(title, str) or not title.strip() or len(title) > MAX_ACK_TITLE:
+        raise BadInput(f"ack.title must be a non-empty string of at most {MAX_ACK_TITLE} characters")
+    return title
+
+
+def _checked(job: Job) -> Job:
+    """The button adds to the message: it must still fit (checked here, not at the first send)."""
+    if job.ack_title:
+        for content in job.localized().by_locale.values():
+            check_size(content)
+    return job
 
 
 def parse_not_before(value: Any) -> datetime | None:

@@ -68,6 +68,8 @@ def purge_notification(services: Services, notification_id: str, *, page_size: i
                 page_id = row["RowKey"][len(PAGE_PREFIX):]
                 deliveries += delete_partition(ledger_table, partition_key(notification_id, page_id),
                                                page_size=page_size)
+    acknowledgements = services.table_service.get_table_client(services.settings.acknowledgements_table)
+    delete_partition(acknowledgements, pk, page_size=page_size)  # who acknowledged: user data, kept no longer
     delete_partition(store.table, pk, page_size=page_size, keep_last=NOTIFICATION_ROW)
     return deliveries
 

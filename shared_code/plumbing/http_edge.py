@@ -74,3 +74,10 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput("the body is not valid JSON") from exc
+
+
+def csv_response(body: bytes, filename: str) -> func.HttpResponse:
+    """A CSV download (UTF-8, header row first); `filename` is reduced to safe characters."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in filename)[:150] or "report.csv"
+    return func.HttpResponse(body, status_code=200, mimetype="text/csv", charset="utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{safe}"'})

@@ -41,6 +41,7 @@ class Settings:
     survey_answers_table: str = "SurveyAnswers"  # SurveyAnswersTableName
     deliveries_table: str = "Deliveries"  # DeliveriesTableName
     notifications_table: str = "Notifications"  # NotificationsTableName
+    acknowledgements_table: str = "Acknowledgements"  # AcknowledgementsTableName: acks and reactions
     jobs_queue: str = "proactive-jobs"  # JobsQueueName
     trusted_service_urls: tuple[str, ...] = ()  # TrustedServiceUrls, comma separated
     max_request_bytes: int = 256 * 1024  # MaxRequestBytes
@@ -99,6 +100,7 @@ SETTING_NAMES: dict[str, str] = {
     "survey_answers_table": "SurveyAnswersTableName",
     "deliveries_table": "DeliveriesTableName",
     "notifications_table": "NotificationsTableName",
+    "acknowledgements_table": "AcknowledgementsTableName",
     "jobs_queue": "JobsQueueName",
     "trusted_service_urls": "TrustedServiceUrls",
     "max_request_bytes": "MaxRequestBytes",
@@ -191,5 +193,6 @@ def storage_names(suffix: str) -> dict[str, str]:
         "SurveyAnswersTableName": f"answers{suffix}",
         "DeliveriesTableName": f"deliv{suffix}",
         "NotificationsTableName": f"notif{suffix}",
+        "AcknowledgementsTableName": f"acks{suffix}",
         "JobsQueueName": f"jobs-{suffix}",
     }

@@ -142,3 +142,70 @@ def _suggested_actions(value: Any) -> dict[str, Any] | None:
         if not isinstance(action, dict) or action.get("type") not in ACTION_TYPES or not action.get("title") and not action.get("value"):
             raise BadInput(f"suggestedActions.actions[{index}] needs a known type and a title or value")
     return {"actions": [dict(a) for a in value["actions"]], **({"to": value["to"]} if "to" in value else {})}
+
+
+# --- acknowledgements: the button a notification carries when it asks for one -------------------
+ACK_VERB = "ack"
+ACK_DEFAULT_TITLE = "Acknowledge"
+ACKNOWLEDGED_TEXT = "✅ Acknowledged"
+# Action.Execute needs Adaptive Cards 1.4; an older client falls back to the Action.Submit.
+EXECUTE_CARD_VERSION = "1.4"
+
+
+def ack_data(notification_id: str) -> dict[str, str]:
+    """What the click sends back: the same for the invoke (value.action.data) and the message (value)."""
+    return {"verb": ACK_VERB, "notification": notification_id}
+
+
+def ack_action(notification_id: str, title: str) -> dict[str, Any]:
+    return {"type": "Action.Execute", "title": title, "verb": ACK_VERB, "data": ack_data(notification_id),
+            "fallback": {"type": "Action.Submit", "title": title, "data": ack_data(notification_id)}}
+
+
+def with_acknowledgement(content: Content, notification_id: str, title: str) -> Content:
+    """`content` with an acknowledge button: added to its first Adaptive Card, else to a card of its own.
+
+    Plain text becomes the card's text rather than a second part: Teams may split text plus a card
+    into two messages and return no activity id for them."""
+    action = ack_action(notification_id, title)
+    attachments = list(content.attachments)
+    for index, attachment in enumerate(attachments):
+        card = attachment.get("content")
+        if attachment.get("contentType") == ADAPTIVE_CARD and isinstance(card, dict):
+            actions = card.get("actions") if isinstance(card.get("actions"), list) else []
+            attachments[index] = {**attachment, "content": {**card, "actions": [*actions, action]}}
+            return Content(content.text, tuple(attachments), content.suggested_actions)
+    body = [{"type": "TextBlock", "text": content.text, "wrap": True}] if content.text and not attachments else []
+    card = {"type": "AdaptiveCard", "version": EXECUTE_CARD_VERSION, "body": body, "actions": [action]}
+    text = content.text if attachments else ""
+    return Content(text, (*attachments, {"contentType": ADAPTIVE_CARD, "content": card}), content.suggested_actions)
+
+
+def acknowledged_card(content: Content) -> dict[str, Any]:
+    """The card a click turns into: the message's card without the acknowledge button, and a line saying so.
+    `content` is what with_acknowledgement made for that recipient."""
+    card: dict[str, Any] = {"type": "AdaptiveCard", "version": EXECUTE_CARD_VERSION, "body": []}
+    for attachment in content.attachments:
+        if attachment.get("contentType") == ADAPTIVE_CARD and isinstance(attachment.get("content"), dict):
+            card = dict(attachment["content"])
+            if any(_is_ack(a) for a in card.get("actions") or []):
+                break
+    actions = [a for a in card.get("actions") or [] if not _is_ack(a)]
+    body = [*(card.get("body") or []), {"type": "TextBlock", "text": ACKNOWLEDGED_TEXT, "weight": "Bolder",
+                                        "color": "Good", "wrap": True}]
+    out = {**card, "body": body}
+    if actions:
+        out["actions"] = actions
+    else:
+        out.pop("actions", None)
+    return out
+
+
+def _is_ack(action: Any) -> bool:
+    return isinstance(action, dict) and action.get("verb") == ACK_VERB and action.get("type") == "Action.Execute"
+
+
+def check_size(content: Content) -> None:
+    """BadInput when `content` no longer fits one message (after a button was added, say)."""
+    if len(json.dumps(content.activity_fields()).encode()) > MAX_CONTENT_BYTES:
+        raise BadInput(f"the message is larger than {MAX_CONTENT_BYTES} bytes")

@@ -79,3 +79,26 @@ def delete_partition(table: TableClient, partition_key: str, *, page_size: int =
         if not is_table_missing(error):
             raise
     return deleted
+
+
+# Table Storage accepts at most 15 comparisons in one filter: the partition and 14 row keys.
+MAX_ROWS_PER_QUERY = 14
+
+
+def get_many(table: TableClient, partition_key: str, row_keys: list[str],
+             select: list[str] | None = None) -> list[dict]:
+    """The entities of one partition with these row keys (absent ones left out), in a few queries
+    rather than a point read each. The filter's shape is fixed; every value is a parameter."""
+    found: list[dict] = []
+    try:
+        for start in range(0, len(row_keys), MAX_ROWS_PER_QUERY):
+            chunk = row_keys[start:start + MAX_ROWS_PER_QUERY]
+            rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
+            parameters = {"pk": partition_key, **{f"r{i}": key for i, key in enumerate(chunk)}}
+            # Spaces around the parentheses: the SDK finds parameters by splitting the filter on spaces.
+            found.extend(table.query_entities(f"PartitionKey eq @pk and ( {rows} )", parameters=parameters,
+                                              select=select))
+    except HttpResponseError as error:
+        if not is_table_missing(error):
+            raise
+    return found

@@ -34,3 +34,29 @@ def test_the_cli_still_answers_to_its_first_name():
                           timeout=60)
     assert done.returncode == 0
     assert "--all" in done.stdout
+
+
+def test_cli_report_writes_the_notifications_csv_to_a_file(app_env, connector, tmp_path, capsys):
+    services.get().addresses.save_many([reference(connector.url, f"c-{i}") for i in range(2)], trusted=False)
+    host = QueueDriver(app_env.values["AzureWebJobsStorage"], app_env.values["JobsQueueName"])
+    stop = threading.Event()
+    thread = host.run_in_thread(stop.is_set, timeout=30)
+    assert cli.main(["--all", "--id", "cli-report", "--ack", "Got it", "please confirm"]) == 0
+    stop.set()
+    thread.join()
+    out = tmp_path / "report.csv"
+
+    code = cli.main(["report", "cli-report", "-o", str(out)])
+
+    assert code == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("channel,conversation,user id")
+    assert sorted(line.split(",")[1] for line in lines[1:]) == ["c-0", "c-1"]
+    assert connector.activities("c-0")[0]["attachments"][0]["content"]["actions"][0]["title"] == "Got it"
+
+
+def test_cli_report_of_an_unknown_notification_says_so_and_exits_2(app_env, capsys):
+    code = cli.main(["report", "never-sent"])
+
+    assert code == 2
+    assert "no notification with that id" in capsys.readouterr().err

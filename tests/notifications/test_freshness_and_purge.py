@@ -67,3 +67,22 @@ def test_purge_removes_exactly_what_is_past_retention(app_env, connector):
     assert [call("GET", notification_id=n).status_code for n in ("old-done", "old-scheduled", "recent-done")] == [
         404, 200, 200]
     assert (ledger_rows("old-done"), ledger_rows("recent-done")) == (0, 3)
+
+
+def test_purge_removes_a_finished_notifications_acknowledgements_too(app_env, connector):
+    app_env.set(DeliveryRetentionDays="30")
+    app, now = services.get(), datetime.now(UTC)
+    seed(connector, {"c-1": "en-US"}, now=now)
+    for notification_id, age in (("old-ack", 31), ("new-ack", 29)):
+        app.clock = lambda age=age: now - timedelta(days=age)
+        call("POST", {"to": "all", "id": notification_id, "text": "read me", "ack": {}})
+        drain(app_env, lambda notification_id=notification_id: status(notification_id)["state"] == "done")
+        click = message(connector.url, "", conversation_id="c-1") | {
+            "value": {"verb": "ack", "notification": notification_id}}
+        post_activity(click)
+    app.clock = lambda: now
+    assert (app.acknowledgements.count("old-ack"), app.acknowledgements.count("new-ack")) == (1, 1)
+
+    PurgeFunction.main(TimerRequest(past_due=False))
+
+    assert (app.acknowledgements.count("old-ack"), app.acknowledgements.count("new-ack")) == (0, 1)

@@ -29,6 +29,8 @@ GOOD = [
     {"v": 1, "to": "all", "text": "hi", "suggestedActions": {"en": ACTIONS, "fr": ACTIONS}},
     {"v": 1, "to": "all", "text": "hi", "notBefore": "2026-12-01T09:00:00Z"},
     {"v": 1, "dialog": "survey", "to": "all", "notBefore": "2026-12-01T09:00:00.5+01:00"},
+    {"v": 1, "to": "all", "text": "hi", "ack": {"title": "Got it"}},
+    {"v": 1, "to": "all", "attachments": [CARD], "ack": {}},
 ]
 BAD = [
     "not an object",
@@ -58,6 +60,10 @@ BAD = [
     {"v": 1, "to": "all", "text": "hi", "notBefore": "tomorrow"},
     {"v": 1, "to": "all", "text": "hi", "notBefore": 1764579600},
     {"v": 1, "to": "all", "text": "hi", "defaultLocale": 3},
+    {"v": 1, "to": "all", "text": "hi", "ack": True},
+    {"v": 1, "to": "all", "text": "hi", "ack": {"title": ""}},
+    {"v": 1, "to": "all", "text": "hi", "ack": {"title": "ok", "colour": "green"}},
+    {"v": 1, "dialog": "survey", "to": "all", "ack": {"title": "ok"}},
 ]
 
 

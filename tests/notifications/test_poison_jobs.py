@@ -20,6 +20,7 @@ BAD_MESSAGES = {
     "unknown dialog": (b'{"v": 1, "kind": "dialog", "dialog": "quiz", "to": "all"}', "unknown dialog 'quiz'"),
     "over size": (json.dumps({"v": 1, "to": "all", "text": "x" * 30000}).encode(), "text is longer than"),
     "unknown conversation": (b'{"v": 1, "to": {"conversation": "nobody"}, "text": "hi"}', "no saved address"),
+    "invalid ack": (b'{"v": 1, "to": "all", "text": "hi", "ack": {"title": ""}}', "ack.title must be"),
     "page job with bad keys": (b'{"v": 1, "kind": "page", "notification": "n", "page": "0", "keys": [1]}',
                                "recipient key"),
     "scan of an unknown notification": (b'{"v": 1, "kind": "scan", "notification": "gone", "index": 0}',

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from shared_code.plumbing.errors import BadInput
-from shared_code.protocol.content import ADAPTIVE_CARD, MAX_CONTENT_BYTES, parse_content
+from shared_code.protocol.content import (
+    ADAPTIVE_CARD,
+    MAX_CONTENT_BYTES,
+    Content,
+    acknowledged_card,
+    parse_content,
+    with_acknowledgement,
+)
 
 CARD = {"contentType": ADAPTIVE_CARD,
         "content": {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Hi"}]}}
@@ -81,3 +88,36 @@ def test_bad_content_is_refused_with_the_reason(body, message):
         parse_content(body)
 
     assert message in raised.value.message
+
+
+def _card(actions: list | None = None) -> dict:
+    content = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Release 42"}]}
+    if actions is not None:
+        content["actions"] = actions
+    return {"contentType": "application/vnd.microsoft.card.adaptive", "content": content}
+
+
+def test_the_ack_button_joins_the_first_adaptive_cards_own_actions():
+    notes = {"type": "Action.OpenUrl", "title": "Notes", "url": "https://example.com"}
+    content = with_acknowledgement(Content("see below", (_card([notes]),)), "n-1", "Got it")
+
+    assert content.text == "see below"
+    [attachment] = content.attachments
+    assert [a["type"] for a in attachment["content"]["actions"]] == ["Action.OpenUrl", "Action.Execute"]
+    assert attachment["content"]["actions"][1]["data"] == {"verb": "ack", "notification": "n-1"}
+
+
+def test_the_ack_button_gets_a_card_of_its_own_next_to_other_attachments():
+    hero = {"contentType": "application/vnd.microsoft.card.hero", "content": {"title": "Hi"}}
+    content = with_acknowledgement(Content("", (hero,)), "n-2", "OK")
+
+    assert [a["contentType"] for a in content.attachments] == [hero["contentType"], "application/vnd.microsoft.card.adaptive"]
+    assert content.attachments[1]["content"]["actions"][0]["fallback"]["type"] == "Action.Submit"
+
+
+def test_the_acknowledged_card_keeps_the_content_and_other_actions_but_not_the_button():
+    notes = {"type": "Action.OpenUrl", "title": "Notes", "url": "https://example.com"}
+    card = acknowledged_card(with_acknowledgement(Content("", (_card([notes]),)), "n-3", "Got it"))
+
+    assert card["actions"] == [notes]
+    assert [b["text"] for b in card["body"]] == ["Release 42", "✅ Acknowledged"]

@@ -158,3 +158,28 @@ def test_purge_removes_exactly_the_addresses_unseen_before_the_cutoff(storage_co
 
     assert deleted == 130
     assert sorted(a.conversation_id for a in store.iter_active()) == sorted([f"new-{i}" for i in range(5)] + ["exactly-at-cutoff"])
+
+
+def test_get_many_finds_addresses_across_channels_in_chunks_and_leaves_out_unknown_ones(store):
+    prefix = uuid.uuid4().hex[:8]
+    teams = [f"{prefix}-t-{i}" for i in range(20)]  # more than one query's worth of row keys
+    web = [f"{prefix}-w-{i}" for i in range(3)]
+    for cid in teams:
+        store.save(reference(cid, "msteams"), trusted=False)
+    for cid in web:
+        store.save(reference(cid, "webchat"), trusted=False)
+    wanted = [("msteams", c) for c in teams] + [("webchat", c) for c in web] + [("msteams", f"{prefix}-nobody"),
+                                                                               ("webchat", f"{prefix}-t-1")]
+
+    found = store.get_many(wanted)
+
+    assert set(found) == {("msteams", c) for c in teams} | {("webchat", c) for c in web}
+    assert found[("webchat", web[2])].conversation_id == web[2]
+
+
+def test_get_many_treats_a_filter_looking_id_as_data(store):
+    store.save(reference("plain-one", "msteams"), trusted=False)
+
+    found = store.get_many([("msteams", "x' or RowKey ne '"), ("msteams", "plain-one")])
+
+    assert list(found) == [("msteams", "plain-one")]

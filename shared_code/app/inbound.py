@@ -1,0 +1,41 @@
+"""An activity at /api/messages: the bot's turn, with what happens after a send (acknowledgements,
+reactions) handled here, above both the conversation and the notifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared_code.app.services import Services
+from shared_code.conversation import turn
+from shared_code.notifications import acknowledgements
+from shared_code.protocol import invoke
+from shared_code.protocol.activity import Activity, reference_from_activity
+
+ACKNOWLEDGED_REPLY = "Thanks, your acknowledgement is recorded."
+REFUSED = "This acknowledgement could not be recorded."
+
+
+def on_activity(data: Any, authorization: str | None, services: Services) -> invoke.InvokeResponse | None:
+    """Run the turn; an acknowledge click or a reaction is recorded on the way (once authenticated)."""
+    return turn.on_activity(data, authorization, services,
+                            intercept=lambda activity, trusted: after_send(activity, trusted, services))
+
+
+def after_send(activity: Activity, trusted: bool, services: Services) -> invoke.InvokeResponse | None:
+    if activity.type == "messageReaction":
+        acknowledgements.record_reaction(activity, services)
+        return None  # the turn goes on (the address is the turn's business)
+    clicked = acknowledgements.clicked_notification(activity)
+    if clicked is None:
+        return None
+    notification_id, how = clicked
+    result = acknowledgements.acknowledge(notification_id, how, activity, services)
+    if how is acknowledgements.How.INVOKE:
+        if not result.counted:
+            # Said the same for both refusals: a forged click learns nothing about the notification.
+            return invoke.error(403, "AcknowledgementRefused", REFUSED)
+        return invoke.card(result.card or {})
+    if result.outcome is acknowledgements.AckOutcome.RECORDED:
+        # A submit has no answer of its own to show: a short reply says the click was taken.
+        turn.reply(activity, reference_from_activity(activity), ACKNOWLEDGED_REPLY, services, trusted=trusted)
+    return invoke.HANDLED

@@ -1,0 +1,213 @@
+"""Acknowledgements: who clicked a notification's acknowledge button (once each), and reactions to what was sent.
+
+One table (AcknowledgementsTableName), two kinds of partition:
+- `encode_key(notification id)`: one row per acknowledging conversation (RowKey = RecipientKey.row_key),
+  created with a conditional insert, so a second click (or a retried request) counts once;
+- `r.<RecipientKey.row_key>`: the reactions of one conversation, one row per (message, user).
+  encode_key never yields a ".", so the two cannot collide.
+
+Only the conversation of the authenticated activity can acknowledge, and only a notification the
+ledger says was sent to it: the button's data names the notification, never who clicked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared_code.notifications import ledger_reads
+from shared_code.notifications.ledger import RecipientKey
+from shared_code.protocol.activity import Activity
+from shared_code.protocol.content import ACK_VERB, acknowledged_card
+from shared_code.storage.keys import encode_key
+from shared_code.storage.tables import ensure_table, get_many, is_table_missing
+
+if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
+    from shared_code.app.services import Services
+
+log = logging.getLogger(__name__)
+
+REACTION_PREFIX = "r."
+MAX_ID_LENGTH = 200
+THREAD_MARK = ";messageid="
+
+
+class How(StrEnum):
+    INVOKE = "invoke"  # Action.Execute: an adaptiveCard/action invoke
+    MESSAGE = "message"  # Action.Submit: a message whose value is the button's data
+
+
+class AckOutcome(StrEnum):
+    RECORDED = "recorded"
+    ALREADY = "already"  # counted before: clicking twice counts once
+    UNKNOWN_NOTIFICATION = "unknown_notification"
+    NOT_A_RECIPIENT = "not_a_recipient"
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    notification_id: str
+    key: RecipientKey
+    user_id: str
+    user_name: str
+    how: How
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    outcome: AckOutcome
+    card: dict[str, Any] | None = None  # the card as acknowledged, for the invoke response
+
+    @property
+    def counted(self) -> bool:
+        return self.outcome in (AckOutcome.RECORDED, AckOutcome.ALREADY)
+
+
+def clicked_notification(activity: Activity) -> tuple[str, How] | None:
+    """The notification an acknowledge click names, and how it came; None when it is no such click."""
+    value = activity.raw.get("value")
+    if activity.type == "invoke" and activity.raw.get("name") == "adaptiveCard/action" and isinstance(value, dict):
+        action = value.get("action")
+        if isinstance(action, dict) and action.get("verb") == ACK_VERB:
+            return _named(action.get("data"), How.INVOKE)
+        return None
+    if activity.type == "message" and isinstance(value, dict) and value.get("verb") == ACK_VERB:
+        return _named(value, How.MESSAGE)
+    return None
+
+
+def _named(data: Any, how: How) -> tuple[str, How] | None:
+    notification = data.get("notification") if isinstance(data, dict) else None
+    if isinstance(notification, str) and 0 < len(notification) <= MAX_ID_LENGTH:
+        return notification, how
+    return None
+
+
+def acknowledge(notification_id: str, how: How, activity: Activity, services: Services) -> AckResult:
+    """Record that the conversation `activity` came from acknowledged `notification_id`, once.
+
+    `activity` must be the authenticated one: its channel and conversation say who clicked."""
+    notification = services.notifications.get(notification_id)
+    if notification is None:
+        log.warning("acknowledgement refused: no notification %r (channel %s)", notification_id, activity.channel_id)
+        return AckResult(AckOutcome.UNKNOWN_NOTIFICATION)
+    deliveries = services.table_service.get_table_client(services.settings.deliveries_table)
+    key = next((k for k in _recipient_keys(activity) if ledger_reads.was_sent(deliveries, notification_id, k)), None)
+    if key is None:
+        log.warning("acknowledgement refused: notification %r was not sent to the clicking conversation "
+                    "(channel %s)", notification_id, activity.channel_id)
+        return AckResult(AckOutcome.NOT_A_RECIPIENT)
+    recorded = services.acknowledgements.add(Acknowledgement(
+        notification_id, key, activity.from_.id, activity.from_.name, how, services.clock()))
+    content = notification.job.localized().for_locale(activity.locale or notification.job.locale)
+    return AckResult(AckOutcome.RECORDED if recorded else AckOutcome.ALREADY, acknowledged_card(content))
+
+
+def _recipient_keys(activity: Activity) -> list[RecipientKey]:
+    """The conversation a click came from, as the ledger may know it: a click on a post in a Teams
+    channel comes from the thread (`<channel conversation>;messageid=<post>`), the post went to the channel."""
+    conversation = activity.conversation.id
+    keys = [RecipientKey(activity.channel_id, conversation)]
+    if THREAD_MARK in conversation:
+        keys.append(RecipientKey(activity.channel_id, conversation.split(THREAD_MARK, 1)[0]))
+    return keys
+
+
+def record_reaction(activity: Activity, services: Services) -> int:
+    """Keep the reactions added to one of our messages (a messageReaction); returns how many were kept.
+
+    TODO(lead): map (conversation, replyToId) to a notification once the ledger keeps each sent
+    activity id; until then reactions are kept here by conversation and message, and neither status
+    nor the report can attribute them (the report shows one when the ledger row has an ActivityId)."""
+    reply_to = activity.raw.get("replyToId")
+    added = activity.raw.get("reactionsAdded")
+    if not isinstance(reply_to, str) or not reply_to or not isinstance(added, list):
+        return 0
+    types = [r.get("type") for r in added if isinstance(r, dict) and isinstance(r.get("type"), str) and r.get("type")]
+    if not types:
+        return 0
+    key = RecipientKey(activity.channel_id, activity.conversation.id)
+    services.acknowledgements.add_reaction(key, reply_to, activity.from_.id, types[-1], services.clock())
+    return len(types)
+
+
+class AcknowledgementStore:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def add(self, ack: Acknowledgement) -> bool:
+        """True if this is the conversation's first acknowledgement of the notification."""
+        ensure_table(self._table)
+        try:
+            self._table.create_entity({
+                "PartitionKey": encode_key(ack.notification_id), "RowKey": ack.key.row_key,
+                "NotificationId": ack.notification_id, "ChannelId": ack.key.channel_id,
+                "ConversationId": ack.key.conversation_id, "UserId": ack.user_id, "UserName": ack.user_name,
+                "How": ack.how.value, "AcknowledgedAt": ack.at.astimezone(UTC),
+            })
+            return True
+        except ResourceExistsError:
+            return False
+
+    def acknowledged_at(self, notification_id: str, key: RecipientKey) -> datetime | None:
+        try:
+            entity = self._table.get_entity(encode_key(notification_id), key.row_key, select=["AcknowledgedAt"])
+        except ResourceNotFoundError:
+            return None
+        at = entity.get("AcknowledgedAt")
+        return at if isinstance(at, datetime) else None
+
+    def acknowledged_many(self, notification_id: str, keys: list[RecipientKey]) -> dict[RecipientKey, datetime]:
+        """When each of `keys` acknowledged (those that did), in a few queries."""
+        rows = get_many(self._table, encode_key(notification_id), [k.row_key for k in keys],
+                        select=["ChannelId", "ConversationId", "AcknowledgedAt"])
+        return {RecipientKey(r["ChannelId"], r["ConversationId"]): r["AcknowledgedAt"] for r in rows
+                if isinstance(r.get("AcknowledgedAt"), datetime)}
+
+    def count(self, notification_id: str) -> int:
+        """How many conversations acknowledged: keys only, a page at a time."""
+        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": encode_key(notification_id)},
+                                          select=["RowKey"], results_per_page=1000)
+        try:
+            return sum(1 for _ in rows)
+        except ResourceNotFoundError as error:
+            if is_table_missing(error):
+                return 0
+            raise
+
+    def add_reaction(self, key: RecipientKey, reply_to_id: str, user_id: str, reaction: str, at: datetime) -> None:
+        ensure_table(self._table)
+        self._table.upsert_entity({
+            "PartitionKey": REACTION_PREFIX + key.row_key, "RowKey": _reaction_row(reply_to_id, user_id),
+            "ChannelId": key.channel_id, "ConversationId": key.conversation_id, "ReplyToId": reply_to_id,
+            "UserId": user_id, "Reaction": reaction[:100], "ReactedAt": at.astimezone(UTC),
+        }, mode=UpdateMode.REPLACE)
+
+    def reaction(self, key: RecipientKey, activity_id: str) -> str:
+        """The latest reaction to one of our messages in that conversation ("" for none)."""
+        if not activity_id:
+            return ""
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and ReplyToId eq @reply",
+            parameters={"pk": REACTION_PREFIX + key.row_key, "reply": activity_id}, select=["Reaction", "ReactedAt"])
+        try:
+            found = sorted(rows, key=lambda r: r.get("ReactedAt") or datetime.min.replace(tzinfo=UTC))
+        except ResourceNotFoundError as error:
+            if is_table_missing(error):
+                return ""
+            raise
+        return str(found[-1].get("Reaction") or "") if found else ""
+
+
+def _reaction_row(reply_to_id: str, user_id: str) -> str:
+    raw = json.dumps([reply_to_id, user_id], ensure_ascii=False)
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
