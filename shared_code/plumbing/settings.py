@@ -36,6 +36,7 @@ class Settings:
     survey_answers_table: str = "SurveyAnswers"  # SurveyAnswersTableName
     deliveries_table: str = "Deliveries"  # DeliveriesTableName
     notifications_table: str = "Notifications"  # NotificationsTableName
+    teams_table: str = "Teams"  # TeamsTableName: the teams the bot is installed in
     jobs_queue: str = "proactive-jobs"  # JobsQueueName
     trusted_service_urls: tuple[str, ...] = ()  # TrustedServiceUrls, comma separated
     max_request_bytes: int = 256 * 1024  # MaxRequestBytes
@@ -79,6 +80,7 @@ SETTING_NAMES: dict[str, str] = {
     "survey_answers_table": "SurveyAnswersTableName",
     "deliveries_table": "DeliveriesTableName",
     "notifications_table": "NotificationsTableName",
+    "teams_table": "TeamsTableName",
     "jobs_queue": "JobsQueueName",
     "trusted_service_urls": "TrustedServiceUrls",
     "max_request_bytes": "MaxRequestBytes",
@@ -152,5 +154,6 @@ def storage_names(suffix: str) -> dict[str, str]:
         "SurveyAnswersTableName": f"answers{suffix}",
         "DeliveriesTableName": f"deliv{suffix}",
         "NotificationsTableName": f"notif{suffix}",
+        "TeamsTableName": f"teams{suffix}",
         "JobsQueueName": f"jobs-{suffix}",
     }
