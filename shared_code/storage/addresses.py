@@ -147,6 +147,20 @@ class AddressStore:
         found = (_from_entity(e) for e in self._query("UserId eq @user", {"user": user_id}))
         return [a for a in found if not is_group_scope(a.reference.conversation)]
 
+    def find_by_users(self, user_ids: list[str]) -> dict[str, list[Address]]:
+        """`find_by_user` for many users at once: one query per 15 ids (Table Storage's limit of
+        comparisons in one filter), each a parameterized `UserId eq @u0 or ...`."""
+        wanted = list(dict.fromkeys(user_ids))
+        found: dict[str, list[Address]] = {}
+        for start in range(0, len(wanted), MAX_FILTER_COMPARISONS):
+            chunk = wanted[start : start + MAX_FILTER_COMPARISONS]
+            parameters = {f"u{i}": user_id for i, user_id in enumerate(chunk)}
+            query = " or ".join(f"UserId eq @{name}" for name in parameters)
+            for address in map(_from_entity, self._query(query, parameters)):
+                if not is_group_scope(address.reference.conversation):
+                    found.setdefault(address.reference.user.id, []).append(address)
+        return found
+
     def deactivate_team(self, team_id: str, root_conversation_id: str, reason: str) -> int:
         """Mark every address of a team inactive (the bot was uninstalled): its channels and their
         threads (`<channel>;messageid=<id>`). Rows saved before TeamId existed are found by the root
@@ -259,6 +273,7 @@ class AddressStore:
 
 
 THREAD_MARK = ";messageid="
+MAX_FILTER_COMPARISONS = 15
 
 
 def _thread_range(name: str, channel_conversation_id: str) -> dict[str, str]:
