@@ -165,9 +165,10 @@ class AddressStore:
         """Mark every address of a team inactive (the bot was uninstalled): its channels and their
         threads (`<channel>;messageid=<id>`). Rows saved before TeamId existed are found by the root
         channel's id and its threads' ids. Returns how many addresses were marked."""
+        # The SDK substitutes a parameter up to the next space: a ")" must not touch one.
         query = ("TeamId eq @team or ConversationId eq @team or ConversationId eq @root"
-                 " or (ConversationId ge @threads and ConversationId lt @after_threads)"
-                 " or (ConversationId ge @team_threads and ConversationId lt @after_team_threads)")
+                 " or ( ConversationId ge @threads and ConversationId lt @after_threads )"
+                 " or ( ConversationId ge @team_threads and ConversationId lt @after_team_threads )")
         parameters = {"team": team_id, "root": root_conversation_id,
                       **_thread_range("threads", root_conversation_id), **_thread_range("team_threads", team_id)}
         marked = 0
