@@ -179,6 +179,17 @@ class ConnectorStub:
         """The bot is no longer in the team: its roster answers 403 BotNotInConversationRoster."""
         self._teams.uninstall(team_id)
 
+    def _fault_for(self, key: str) -> Fault | None:
+        """The fault for a roster read or a conversation creation, as for a send: queued, then the policy."""
+        with self._lock:
+            self._attempts[key] += 1
+            attempt = self._attempts[key]
+            queued = self._queued.get(key)
+            fault = queued.pop(0) if queued else None
+        if fault is None and self.faults is not None:
+            fault = self.faults(key, attempt)
+        return fault
+
     @property
     def conversations_created(self) -> int:
         """How many 1:1 conversations POST /v3/conversations created (asking again for one is not counted)."""
@@ -211,7 +222,9 @@ class ConnectorStub:
         if self.latency:
             time.sleep(self.latency)
         if request.method == "GET" and len(parts) == 5 and parts[4] == "pagedmembers":
-            return self._teams.paged_members(unquote(parts[3]), parse_qs(request.query))
+            team_id = unquote(parts[3])
+            fault = self._fault_for(roster_fault_key(team_id))
+            return fault.response() if fault else self._teams.paged_members(team_id, parse_qs(request.query))
         if request.method != "POST":
             return Fault(405, "MethodNotAllowed").response()
         try:
@@ -247,7 +260,10 @@ class ConnectorStub:
 
     def _create_conversation(self, body: Any) -> StubResponse:
         if self._teams.enabled:
-            return self._teams.create_conversation(body)
+            members = body.get("members") if isinstance(body, dict) else None
+            first = members[0] if isinstance(members, list) and members and isinstance(members[0], dict) else {}
+            fault = self._fault_for(create_fault_key(str(first.get("id") or "")))
+            return fault.response() if fault else self._teams.create_conversation(body)
         if not isinstance(body, dict) or not body.get("bot") or not body.get("members"):
             return Fault(400, "MissingProperty").response()
         conversation_id = f"conv-{uuid.uuid4().hex}"
@@ -262,6 +278,16 @@ class ConnectorStub:
         if stored is not None and self.on_activity is not None:
             self.on_activity(conversation_id, stored)
         return StubResponse(201, {"id": conversation_id, "activityId": activity_id, "serviceUrl": self.url})
+
+
+def roster_fault_key(team_id: str) -> str:
+    """The key `fail_next` and a FaultPolicy see for a team's pagedmembers."""
+    return f"pagedmembers:{team_id}"
+
+
+def create_fault_key(user_id: str) -> str:
+    """The key `fail_next` and a FaultPolicy see for creating a 1:1 with `user_id`."""
+    return f"create:{user_id}"
 
 
 # Not documented by Teams: the size of a page when the caller gives none.
