@@ -55,3 +55,15 @@ def test_teams_function_json_is_a_get_route_at_api_teams():
     spec = json.loads((Path(TeamsFunction.__file__).parent / "function.json").read_text())
     [trigger] = [b for b in spec["bindings"] if b["type"] == "httpTrigger"]
     assert (trigger["route"], trigger["methods"], trigger["authLevel"]) == ("teams", ["get"], "function")
+
+
+def test_teams_function_logs_one_outcome_line_with_the_count(app_env, connector, caplog):
+    import logging
+
+    post("bot_added_to_team", connector)
+    caplog.set_level(logging.INFO)
+
+    teams()
+
+    [line] = [r.getMessage() for r in caplog.records if "function=TeamsFunction" in r.getMessage()]
+    assert "outcome=" in line and "teams=1" in line and "status=200" in line
