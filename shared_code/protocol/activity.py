@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared_code.plumbing.errors import BadInput
@@ -249,6 +249,11 @@ def scope_of(conversation: ConversationAccount) -> str:
 
 def is_group_scope(conversation: ConversationAccount) -> bool:
     return scope_of(conversation) in GROUP_SCOPES
+
+
+def with_user(reference: ConversationReference, user: ChannelAccount) -> ConversationReference:
+    """The same address with another user (a group's address keeps the user it was first saved with)."""
+    return replace(reference, user=user)
 
 
 def channel_data(activity: Activity) -> dict[str, Any]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared_code.protocol.activity import ConversationReference, is_group_scope, scope_of
+from shared_code.protocol.activity import ConversationReference, is_group_scope, scope_of, with_user
 from shared_code.storage.keys import encode_key
 from shared_code.storage.tables import is_table_missing, on_table
 
@@ -96,7 +96,7 @@ class AddressStore:
                     return True
                 except ResourceExistsError:  # created by a concurrent turn in between: read it
                     continue
-            kept = replace(reference, user=_from_entity(saved).reference.user)
+            kept = with_user(reference, _from_entity(saved).reference.user)
             refreshed = dict(entity, Reference=json.dumps(kept.to_json(), ensure_ascii=False))
             if not entity.get("TeamId"):
                 refreshed.pop("TeamId")  # an activity without channelData.team keeps the team known
