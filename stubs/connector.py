@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from stubs.server import StubRequest, StubResponse, StubServer
 
@@ -108,6 +108,7 @@ class ConnectorStub:
         self.deleted: list[tuple[str, str]] = []
         self._edit_attempts: dict[str, int] = defaultdict(int)
         self.authorization_headers_seen = 0
+        self._teams = _TeamsRosters()
         self._server = StubServer(self._handle)
 
     # --- lifecycle -------------------------------------------------------
@@ -167,6 +168,47 @@ class ConnectorStub:
             time.sleep(0.02)
         return self.activities(conversation_id)
 
+    # --- Teams: rosters and 1:1 conversations ----------------------------
+    def add_team(self, team_id: str, members: int | list[str], *, tenant_id: str = "tenant-1") -> list[str]:
+        """A team with the bot installed and `members` (a count: ids `29:<team>-<i>`); returns the ids.
+        From then on the stub answers POST /v3/conversations as Teams does (see _TeamsRosters)."""
+        ids = [f"29:{team_id}-{i}" for i in range(members)] if isinstance(members, int) else list(members)
+        self._teams.add(team_id, ids, tenant_id)
+        return ids
+
+    def remove_member(self, team_id: str, user_id: str) -> None:
+        self._teams.remove_member(team_id, user_id)
+
+    def uninstall_team(self, team_id: str) -> None:
+        """The bot is no longer in the team: its roster answers 403 BotNotInConversationRoster."""
+        self._teams.uninstall(team_id)
+
+    def _fault_for(self, key: str) -> Fault | None:
+        """The fault for a roster read or a conversation creation, as for a send: queued, then the policy."""
+        with self._lock:
+            self._attempts[key] += 1
+            attempt = self._attempts[key]
+            queued = self._queued.get(key)
+            fault = queued.pop(0) if queued else None
+        if fault is None and self.faults is not None:
+            fault = self.faults(key, attempt)
+        return fault
+
+    @property
+    def conversations_created(self) -> int:
+        """How many 1:1 conversations POST /v3/conversations created (asking again for one is not counted)."""
+        return self._teams.created
+
+    @property
+    def conversation_requests(self) -> list[dict[str, Any]]:
+        """Every POST /v3/conversations body, in order."""
+        return self._teams.requests()
+
+    @property
+    def roster_pages_served(self) -> list[int]:
+        """The page size of each pagedmembers answer, in order."""
+        return self._teams.pages()
+
     # --- the service -----------------------------------------------------
     def _handle(self, request: StubRequest) -> StubResponse:
         parts = request.path.split("/")
@@ -185,6 +227,10 @@ class ConnectorStub:
             time.sleep(self.latency)
         if request.method in ("PUT", "DELETE"):
             return self._edit(request, parts)
+        if request.method == "GET" and len(parts) == 5 and parts[4] == "pagedmembers":
+            team_id = unquote(parts[3])
+            fault = self._fault_for(roster_fault_key(team_id))
+            return fault.response() if fault else self._teams.paged_members(team_id, parse_qs(request.query))
         if request.method != "POST":
             return Fault(405, "MethodNotAllowed").response()
         try:
@@ -261,6 +307,11 @@ class ConnectorStub:
         return StubResponse(200, {"id": activity_id})
 
     def _create_conversation(self, body: Any) -> StubResponse:
+        if self._teams.enabled:
+            members = body.get("members") if isinstance(body, dict) else None
+            first = members[0] if isinstance(members, list) and members and isinstance(members[0], dict) else {}
+            fault = self._fault_for(create_fault_key(str(first.get("id") or "")))
+            return fault.response() if fault else self._teams.create_conversation(body)
         if not isinstance(body, dict) or not body.get("bot") or not body.get("members"):
             return Fault(400, "MissingProperty").response()
         conversation_id = f"conv-{uuid.uuid4().hex}"
@@ -275,3 +326,116 @@ class ConnectorStub:
         if stored is not None and self.on_activity is not None:
             self.on_activity(conversation_id, stored)
         return StubResponse(201, {"id": conversation_id, "activityId": activity_id, "serviceUrl": self.url})
+
+
+def roster_fault_key(team_id: str) -> str:
+    """The key `fail_next` and a FaultPolicy see for a team's pagedmembers."""
+    return f"pagedmembers:{team_id}"
+
+
+def create_fault_key(user_id: str) -> str:
+    """The key `fail_next` and a FaultPolicy see for creating a 1:1 with `user_id`."""
+    return f"create:{user_id}"
+
+
+# Not documented by Teams: the size of a page when the caller gives none.
+DEFAULT_PAGE_SIZE = 200
+
+
+class _TeamsRosters:
+    """Teams' side of rosters and 1:1 conversations.
+
+    - pagedmembers: pageSize below 50 counts as 50, above 500 as 500; `continuationToken` is opaque
+      and says where the next page starts; an unknown team is a 404, a team without the bot a 403;
+    - POST /v3/conversations needs `channelData.tenant.id` (400 without it); a 1:1 with a user is
+      created once and the same conversation is returned after; a user in no team of the bot is
+      a 403 (the bot cannot start a chat with someone it does not share a team with).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.enabled = False
+        self._members: dict[str, list[str]] = {}
+        self._tenants: dict[str, str] = {}
+        self._installed: dict[str, bool] = {}
+        self._tokens: dict[str, tuple[str, int]] = {}
+        self._personal: dict[str, str] = {}  # user id -> conversation id
+        self._requests: list[dict[str, Any]] = []
+        self._pages: list[int] = []
+        self.created = 0
+
+    def add(self, team_id: str, ids: list[str], tenant_id: str) -> None:
+        with self._lock:
+            self.enabled = True
+            self._members[team_id] = list(ids)
+            self._tenants[team_id] = tenant_id
+            self._installed[team_id] = True
+
+    def remove_member(self, team_id: str, user_id: str) -> None:
+        with self._lock:
+            self._members[team_id] = [m for m in self._members[team_id] if m != user_id]
+
+    def uninstall(self, team_id: str) -> None:
+        with self._lock:
+            self._installed[team_id] = False
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._requests)
+
+    def pages(self) -> list[int]:
+        with self._lock:
+            return list(self._pages)
+
+    def paged_members(self, team_id: str, query: dict[str, list[str]]) -> StubResponse:
+        with self._lock:
+            if team_id not in self._members:
+                return Fault(404, "ConversationNotFound").response()
+            if not self._installed[team_id]:
+                return Fault(403, "BotNotInConversationRoster").response()
+            try:
+                size = int(query.get("pageSize", [DEFAULT_PAGE_SIZE])[0])
+            except ValueError:
+                return Fault(400, "BadArgument").response()
+            size = min(500, max(50, size))
+            start = 0
+            token = query.get("continuationToken", [""])[0]
+            if token:
+                if token not in self._tokens or self._tokens[token][0] != team_id:
+                    return Fault(400, "BadArgument").response()
+                start = self._tokens[token][1]
+            members = self._members[team_id]
+            page = members[start : start + size]
+            body: dict[str, Any] = {"members": [
+                {"id": m, "name": f"Member {m}", "aadObjectId": f"aad-{m}", "userPrincipalName": f"{m}@example.com",
+                 "tenantId": self._tenants[team_id], "userRole": "user"} for m in page]}
+            if start + size < len(members):
+                next_token = uuid.uuid4().hex
+                self._tokens[next_token] = (team_id, start + size)
+                body["continuationToken"] = next_token
+            self._pages.append(len(page))
+        return StubResponse(200, body)
+
+    def create_conversation(self, body: Any) -> StubResponse:
+        if not isinstance(body, dict) or not isinstance(body.get("bot"), dict) or not isinstance(body.get("members"), list):
+            return Fault(400, "MissingProperty").response()
+        channel_data = body.get("channelData") if isinstance(body.get("channelData"), dict) else {}
+        tenant = channel_data.get("tenant") if isinstance(channel_data.get("tenant"), dict) else {}
+        tenant_id = tenant.get("id") or body.get("tenantId")
+        members = [m.get("id") for m in body["members"] if isinstance(m, dict)]
+        with self._lock:
+            self._requests.append(body)
+            if not tenant_id:
+                return Fault(400, "BadArgument").response()
+            if body.get("isGroup") or len(members) != 1 or not members[0]:
+                return Fault(400, "BadArgument").response()
+            user_id = members[0]
+            existing = self._personal.get(user_id)
+            if existing is None:
+                shared = [t for t, ids in self._members.items()
+                          if user_id in ids and self._installed[t] and self._tenants[t] == tenant_id]
+                if not shared:
+                    return Fault(403, "Forbidden").response()
+                existing = self._personal[user_id] = f"a:{hashlib.sha256(user_id.encode()).hexdigest()[:24]}"
+                self.created += 1
+        return StubResponse(201, {"id": existing})

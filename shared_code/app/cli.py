@@ -6,6 +6,7 @@
     python -m shared_code.app.cli --all --ack "Got it" "Please read the new travel policy"
     python -m shared_code.app.cli report release-42 -o release-42.csv     (one row per recipient)
     python -m shared_code.app.cli report --survey survey-20261125T090000Z  (one row per answer)
+    python -m shared_code.app.cli --team-channel "19:abc@thread.tacv2" "Release 42 is out"
 
 Settings come from the environment, else from local.settings.json's "Values".
 """
@@ -31,12 +32,18 @@ def load_local_settings(path: Path = Path("local.settings.json")) -> None:
         os.environ.setdefault(key, str(value))
 
 
+# CLI option (argparse attribute) -> the job's `to` key.
+AUDIENCES = {"conversation": "conversation", "user": "user", "channel": "channelId", "team": "team",
+             "team_channel": "teamChannel"}
+
+
 def build_job(args: argparse.Namespace) -> dict[str, Any]:
     if args.all:
         to: Any = "all"
     else:
-        kind = "conversation" if args.conversation else "user" if args.user else "channel"
-        to = {kind: args.conversation or args.user or args.channel}
+        # One of the mutually exclusive options is set: its wire key names the audience.
+        [(kind, value)] = [(key, getattr(args, attr)) for attr, key in AUDIENCES.items() if getattr(args, attr)]
+        to = {kind: value}
     job: dict[str, Any] = {"v": 1, "id": args.id or f"cli-{uuid.uuid4().hex[:12]}", "to": to}
     if args.dialog:
         job.update(kind="dialog", dialog=args.dialog)
@@ -58,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--all", action="store_true", help="every active saved address")
     target.add_argument("--conversation", metavar="ID")
     target.add_argument("--user", metavar="ID")
-    target.add_argument("--channel", metavar="ID", help="every active address of one channel, e.g. msteams")
+    target.add_argument("--channel", "--channel-id", dest="channel", metavar="ID",
+                        help="every active address of one Bot Framework channel, e.g. msteams (not a Teams channel)")
+    target.add_argument("--team", metavar="TEAM_ID", help="every member of a Teams team (GET /api/teams lists ids)")
+    target.add_argument("--team-channel", metavar="TEAM_ID", help="one post in a Teams team's root channel")
     parser.add_argument("text", nargs="?", default="", help="the message (not with --dialog)")
     parser.add_argument("--dialog", choices=["survey"])
     parser.add_argument("--locale")
@@ -72,13 +82,14 @@ def main(argv: list[str] | None = None) -> int:
 
     load_local_settings()
     from shared_code.app import services
-    from shared_code.notifications import jobs
+    from shared_code.notifications import api, jobs
     from shared_code.plumbing.errors import AppError
 
     app = services.get()
     job = build_job(args)
     try:
-        jobs.parse_job(job)
+        # A team that is unknown, uninstalled or not yet supported is said here, not left on the queue.
+        api.resolve_team_target(jobs.parse_job(job), app)
         jobs.enqueue(job, app)
     except AppError as error:
         print(f"error: {error.message}", file=sys.stderr)

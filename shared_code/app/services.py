@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # imported lazily below: a function imports only what its pat
     from shared_code.notifications.store import NotificationStore
     from shared_code.protocol.connector import ConnectorClient
     from shared_code.storage.addresses import AddressStore
+    from shared_code.storage.teams import TeamStore
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,12 @@ class Services:
         from shared_code.storage.addresses import AddressStore
 
         return AddressStore(self.table_service.get_table_client(self.settings.addresses_table))
+
+    @cached_property
+    def teams(self) -> TeamStore:
+        from shared_code.storage.teams import TeamStore
+
+        return TeamStore(self.table_service.get_table_client(self.settings.teams_table))
 
     @cached_property
     def dialog_state(self) -> DialogStateStore:

@@ -79,7 +79,7 @@ def handle_message(
         run.continue_(text)
         return _Decision(run.output(), job_ids=current.job_ids + (seen,) if seen else None)
 
-    decision = _run_turn(reference.channel_id, conversation_id, decide, services)
+    decision = _run_turn(reference.channel_id, conversation_id, decide, services, user_id=reference.user.id)
     return decision.output.say if decision is not None else ()
 
 
@@ -160,6 +160,8 @@ def _run_turn(
     conversation_id: str,
     decide: Callable[[ConversationState], _Decision | None],
     services: Services,
+    *,
+    user_id: str = "",
 ) -> _Decision | None:
     """Read, decide, save with the ETag; on a conflict read and decide again (bounded)."""
     store = services.dialog_state
@@ -175,18 +177,21 @@ def _run_turn(
             # Jitter: two writers that collided must not collide again in lockstep.
             time.sleep(random.uniform(0.005, 0.02 * (attempt + 1)))
             continue
-        _carry_out(decision.output.effects, channel_id, conversation_id, services)
+        _carry_out(decision.output.effects, channel_id, conversation_id, services, user_id=user_id)
         return decision
     raise Upstream("the conversation's state kept changing; try again", code="state_conflict", transient=True)
 
 
-def _carry_out(effects: tuple[Effect, ...], channel_id: str, conversation_id: str, services: Services) -> None:
+def _carry_out(
+    effects: tuple[Effect, ...], channel_id: str, conversation_id: str, services: Services, *, user_id: str = ""
+) -> None:
     # Storage effects run before anything is said: what the bot announces (a survey in
     # five seconds) is already under way when the user reads it.
     for effect in effects:
         if isinstance(effect, RecordAnswer):
             services.survey_answers.record(
-                SurveyAnswer(conversation_id, effect.run_id, effect.index, effect.question, effect.answer)
+                SurveyAnswer(conversation_id, effect.run_id, effect.index, effect.question, effect.answer,
+                             user_id=user_id)
             )
         elif isinstance(effect, ScheduleDialog):
             # A v1 dialog job, as notifications.jobs reads it (its tests check the two agree).

@@ -94,6 +94,8 @@ class SurveyAnswer:
     question: str
     answer: str
     answered_at: datetime | None = None
+    # Who answered: in a group chat or channel the survey is the conversation's, and anyone may answer.
+    user_id: str = ""
 
 
 class SurveyAnswerStore:
@@ -114,6 +116,7 @@ class SurveyAnswerStore:
                 "Question": answer.question,
                 "Answer": answer.answer,
                 "AnsweredAt": answer.answered_at or datetime.now(UTC),
+                "UserId": answer.user_id,
             },
             mode=UpdateMode.REPLACE,
         )
@@ -130,6 +133,7 @@ class SurveyAnswerStore:
                 question=e["Question"],
                 answer=e["Answer"],
                 answered_at=e.get("AnsweredAt"),
+                user_id=e.get("UserId") or "",
             )
             for e in found
         ]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from shared_code.conversation.proactive import send_localized
 from shared_code.notifications import fanout
 from shared_code.notifications.audience import preview
-from shared_code.notifications.jobs import Job, JobKind, TargetKind, parse_job
+from shared_code.notifications.jobs import Job, JobKind, Target, TargetKind, parse_job
+from shared_code.notifications.roster import installed_team
 from shared_code.notifications.store import NotificationState
 from shared_code.plumbing.errors import BadInput, NotFound
 from shared_code.storage.addresses import Address
@@ -40,6 +41,7 @@ def notify(data: dict[str, Any], services: Services, *, request_url: str = "") -
     if not isinstance(dry_run, bool):
         raise BadInput("dryRun must be true or false")
     job = parse_job({k: v for k, v in data.items() if k != "dryRun"}, require_version=False)
+    job = resolve_team_target(job, services)
     if dry_run:
         return Answer(200, preview(job, services))
     at_once = job.target.is_single and job.not_before is None
@@ -81,6 +83,29 @@ def cancel(notification_id: str, services: Services) -> Answer:
     return status(notification_id, services)
 
 
+def resolve_team_target(job: Job, services: Services) -> Job:
+    """A Teams audience in terms the rest of the app knows. `teamChannel` becomes the team's root
+    channel conversation (one conversation, sent as any other: at once over HTTP, through the ledger
+    from the queue); 404 for a team never saved, 410 once the bot was uninstalled from it.
+    `team` (every member) is refused until the fan-out reads rosters: never a broadcast to all."""
+    if job.target.kind is TargetKind.TEAM:
+        raise BadInput('to.team (every member of a team) is not yet supported; use {"teamChannel": id} to post '
+                       "in the team's channel", code="not_supported")
+    if job.target.kind is not TargetKind.TEAM_CHANNEL:
+        return job
+    team = installed_team(job.target.value, services)
+    root = team.root
+    if services.addresses.get(root.conversation.id, root.channel_id) is None:
+        # Saved by a rename or before the root channel's address was: the team knows where its channel is.
+        services.addresses.save(root, trusted=team.service_url_trusted, team_id=team.id)
+    return replace(job, target=Target(TargetKind.CONVERSATION, root.conversation.id))
+
+
+def teams(services: Services) -> Answer:
+    """GET /api/teams: the teams the bot is or was installed in, so an operator can find an id."""
+    return Answer(200, {"teams": [team.to_json() for team in services.teams.list()]})
+
+
 def _check_target_exists(job: Job, services: Services) -> None:
     if job.target.kind is TargetKind.CONVERSATION:
         find_address(job.target.value, services)
@@ -95,4 +120,4 @@ def _base_url(request_url: str, services: Services) -> str:
     return services.settings.public_base_url.rstrip("/")
 
 
-__all__ = ["Answer", "cancel", "notify", "status"]
+__all__ = ["Answer", "cancel", "notify", "resolve_team_target", "status", "teams"]

@@ -3,7 +3,8 @@
 Wire format, version 1 (JSON, base64 on the queue):
 
     {"v": 1, "kind": "message", "id": "<notification id>",
-     "to": {"conversation": "<id>"} | {"user": "<id>"} | {"channel": "<id>"} | "all",
+     "to": {"conversation": "<id>"} | {"user": "<id>"} | {"channelId": "<id>"} | {"team": "<team id>"}
+           | {"teamChannel": "<team id>"} | "all",
      "text": "...", "locale": "en-US"}
     {"v": 1, "kind": "dialog", "dialog": "survey", "id": "...", "to": ...}
 
@@ -13,6 +14,9 @@ Optional, added compatibly (a message needs `text` or `attachments`):
 `defaultLocale` naming the fallback (see content.py); `notBefore` (ISO 8601 with a time zone)
 delays the notification; `ack` ({"title": "Got it"}, the title optional) adds an
 acknowledge button to every message (see content.with_acknowledgement).
+
+`channelId` is a Bot Framework channel (msteams, webchat), not a Teams channel; `channel` is its first
+name, still read. `team` is every member of a Teams team; `teamChannel` the team's root channel.
 
 `id` is optional for callers (one is made up); it names the notification, so the
 same id sent twice is one notification.
@@ -58,8 +62,21 @@ class JobKind(StrEnum):
 class TargetKind(StrEnum):
     CONVERSATION = "conversation"
     USER = "user"
-    CHANNEL = "channel"
+    CHANNEL = "channel"  # a Bot Framework channel: on the wire `channelId`, or `channel` (its first name)
+    TEAM = "team"  # every member of a Teams team, each in their personal chat
+    TEAM_CHANNEL = "teamChannel"  # a Teams team's root channel: one conversation
     ALL = "all"
+
+
+# Wire keys of `to` and the audience each names.
+TARGET_KEYS = {
+    "conversation": TargetKind.CONVERSATION,
+    "user": TargetKind.USER,
+    "channelId": TargetKind.CHANNEL,
+    "channel": TargetKind.CHANNEL,
+    "team": TargetKind.TEAM,
+    "teamChannel": TargetKind.TEAM_CHANNEL,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +89,7 @@ class Target:
         return self.kind is TargetKind.CONVERSATION
 
     def to_json(self) -> Any:
+        # A channel keeps its first name on the wire: an instance of the previous version reads it too.
         return "all" if self.kind is TargetKind.ALL else {self.kind.value: self.value}
 
 
@@ -123,9 +141,10 @@ def parse_target(value: Any) -> Target:
         return Target(TargetKind.ALL)
     if isinstance(value, dict) and len(value) == 1:
         [(key, item)] = value.items()
-        if key in {k.value for k in TargetKind if k is not TargetKind.ALL} and isinstance(item, str) and item:
-            return Target(TargetKind(key), item)
-    raise BadInput('to must be {"conversation": id}, {"user": id}, {"channel": id} or "all"')
+        if key in TARGET_KEYS and isinstance(item, str) and item:
+            return Target(TARGET_KEYS[key], item)
+    raise BadInput('to must be {"conversation": id}, {"user": id}, {"channelId": id} (or {"channel": id}), '
+                   '{"team": id}, {"teamChannel": id} or "all"')
 
 
 def parse_job(data: Any, *, require_version: bool = True) -> Job:

@@ -77,6 +77,9 @@ def run_job(job: Job, services: Services) -> None:
     A dialog for one conversation starts here and now: the dialog state records the job ids it
     has applied, which makes it exactly once without the ledger and without two more queue hops.
     """
+    from shared_code.notifications.api import resolve_team_target
+
+    job = resolve_team_target(job, services)  # a team audience never reaches the fan-out as it is
     if job.target.is_single:
         address = services.addresses.get(job.target.value)
         if address is None:

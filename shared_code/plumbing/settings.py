@@ -42,6 +42,7 @@ class Settings:
     deliveries_table: str = "Deliveries"  # DeliveriesTableName
     notifications_table: str = "Notifications"  # NotificationsTableName
     acknowledgements_table: str = "Acknowledgements"  # AcknowledgementsTableName: acks and reactions
+    teams_table: str = "Teams"  # TeamsTableName: the teams the bot is installed in
     jobs_queue: str = "proactive-jobs"  # JobsQueueName
     trusted_service_urls: tuple[str, ...] = ()  # TrustedServiceUrls, comma separated
     max_request_bytes: int = 256 * 1024  # MaxRequestBytes
@@ -101,6 +102,7 @@ SETTING_NAMES: dict[str, str] = {
     "deliveries_table": "DeliveriesTableName",
     "notifications_table": "NotificationsTableName",
     "acknowledgements_table": "AcknowledgementsTableName",
+    "teams_table": "TeamsTableName",
     "jobs_queue": "JobsQueueName",
     "trusted_service_urls": "TrustedServiceUrls",
     "max_request_bytes": "MaxRequestBytes",
@@ -194,5 +196,6 @@ def storage_names(suffix: str) -> dict[str, str]:
         "DeliveriesTableName": f"deliv{suffix}",
         "NotificationsTableName": f"notif{suffix}",
         "AcknowledgementsTableName": f"acks{suffix}",
+        "TeamsTableName": f"teams{suffix}",
         "JobsQueueName": f"jobs-{suffix}",
     }

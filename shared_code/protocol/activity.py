@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared_code.plumbing.errors import BadInput
@@ -222,3 +223,76 @@ def _accounts(value: Any, what: str) -> tuple[ChannelAccount, ...]:
     if not isinstance(value, list):
         raise BadInput(f"activity.{what} must be a list")
     return tuple(ChannelAccount.from_json(item, what) for item in value)
+
+
+# --- Teams: scopes, mentions, the team an activity comes from ------------------------------------
+
+GROUP_SCOPES = frozenset({"groupChat", "channel"})
+
+
+@dataclass(frozen=True, slots=True)
+class TeamInfo:
+    """`channelData.team` of a Teams activity: the team the conversation belongs to."""
+
+    id: str
+    name: str = ""
+    aad_group_id: str = ""
+
+
+def scope_of(conversation: ConversationAccount) -> str:
+    """`personal`, `groupChat` or `channel`. Channels other than Teams send no conversationType:
+    a group conversation (`isGroup`) counts as a group chat, anything else as personal."""
+    if conversation.conversation_type:
+        return conversation.conversation_type
+    return "groupChat" if conversation.is_group else "personal"
+
+
+def is_group_scope(conversation: ConversationAccount) -> bool:
+    return scope_of(conversation) in GROUP_SCOPES
+
+
+def with_user(reference: ConversationReference, user: ChannelAccount) -> ConversationReference:
+    """The same address with another user (a group's address keeps the user it was first saved with)."""
+    return replace(reference, user=user)
+
+
+def channel_data(activity: Activity) -> dict[str, Any]:
+    data = activity.raw.get("channelData")
+    return data if isinstance(data, dict) else {}
+
+
+def team_of(activity: Activity) -> TeamInfo | None:
+    """The team of a Teams channel activity, or None (a personal or group chat, another channel)."""
+    team = channel_data(activity).get("team")
+    if not isinstance(team, dict) or not isinstance(team.get("id"), str) or not team["id"]:
+        return None
+    return TeamInfo(id=team["id"], name=_opt_str(team.get("name")), aad_group_id=_opt_str(team.get("aadGroupId")))
+
+
+def event_type(activity: Activity) -> str:
+    """`channelData.eventType` (Teams: teamMemberAdded, teamRenamed, channelCreated, ...)."""
+    return _opt_str(channel_data(activity).get("eventType"))
+
+
+def strip_recipient_mention(activity: Activity) -> str:
+    """The text without the bot's own mention: each `mention` entity of the recipient's id has its
+    exact `text` (`<at>Bot</at>`) cut out, as the channel put it in the message; other mentions stay."""
+    text = activity.text
+    entities = activity.raw.get("entities")
+    if not isinstance(entities, list):
+        return text.strip()
+    for entity in entities:
+        if not isinstance(entity, dict) or entity.get("type") != "mention":
+            continue
+        mentioned = entity.get("mentioned")
+        if not isinstance(mentioned, dict) or mentioned.get("id") != activity.recipient.id:
+            continue
+        mention_text = entity.get("text")
+        if not isinstance(mention_text, str) or not mention_text:
+            mention_text = f"<at>{_opt_str(mentioned.get('name'))}</at>"
+        text = _remove_ignoring_case(text, mention_text)
+    return text.strip()
+
+
+def _remove_ignoring_case(text: str, part: str) -> str:
+    return re.sub(re.escape(part), "", text, flags=re.IGNORECASE)

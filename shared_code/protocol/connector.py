@@ -10,6 +10,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -28,6 +29,38 @@ MAX_RETRY_AFTER = 30.0  # longer waits are the caller's (a delayed queue message
 GONE_CODES = {"BotNotInConversationRoster", "ConversationBlockedByUser", "ConversationNotFound", "MessageWritesBlocked"}
 # Codes that mean the whole bot is refused: no recipient will get anything.
 APP_REJECTED_CODES = {"BotDisabledByAdmin", "BotNotRegistered"}
+
+
+# Teams' page sizes for pagedmembers: smaller asks count as 50, larger as 500.
+MIN_PAGE_SIZE, MAX_PAGE_SIZE = 50, 500
+
+
+@dataclass(frozen=True, slots=True)
+class RosterMember:
+    """A member of a team, as pagedmembers lists them."""
+
+    id: str
+    name: str = ""
+    aad_object_id: str = ""
+    email: str = ""
+    user_principal_name: str = ""
+    tenant_id: str = ""
+    user_role: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RosterMember:
+        def text(*keys: str) -> str:
+            return next((data[k] for k in keys if isinstance(data.get(k), str) and data[k]), "")
+
+        return cls(id=data["id"], name=text("name"), aad_object_id=text("aadObjectId", "objectId"),
+                   email=text("email"), user_principal_name=text("userPrincipalName"), tenant_id=text("tenantId"),
+                   user_role=text("userRole"))
+
+
+@dataclass(frozen=True, slots=True)
+class MembersPage:
+    members: tuple[RosterMember, ...]
+    continuation: str | None  # None: this was the last page
 
 
 class Authorization(Protocol):
@@ -95,6 +128,97 @@ class ConnectorClient:
     ) -> dict[str, Any]:
         """POST /v3/conversations: returns {id, activityId, serviceUrl}."""
         return self._post(service_url, f"{_base(service_url)}/v3/conversations", parameters, trusted=trusted, retries=retries)
+
+    def paged_members(
+        self,
+        service_url: str,
+        team_id: str,
+        page_size: int = MAX_PAGE_SIZE,
+        continuation: str | None = None,
+        *,
+        trusted: bool,
+        retries: int = 0,
+    ) -> MembersPage:
+        """GET /v3/conversations/{teamId}/pagedmembers: one page of a team's roster and the token of
+        the next (None after the last). Teams counts a pageSize below 50 as 50 and above 500 as 500."""
+        params: dict[str, str] = {"pageSize": str(min(MAX_PAGE_SIZE, max(MIN_PAGE_SIZE, int(page_size))))}
+        if continuation:
+            params["continuationToken"] = continuation
+        url = f"{_base(service_url)}/v3/conversations/{quote(team_id, safe='')}/pagedmembers"
+        data = self._get(service_url, url, params, trusted=trusted, retries=retries)
+        members = data.get("members")
+        token = data.get("continuationToken")
+        return MembersPage(
+            members=tuple(RosterMember.from_json(m) for m in members if isinstance(m, dict) and m.get("id"))
+            if isinstance(members, list) else (),
+            continuation=token if isinstance(token, str) and token else None,
+        )
+
+    def create_personal_conversation(
+        self, service_url: str, bot_id: str, user_id: str, tenant_id: str, *, trusted: bool, retries: int = 0
+    ) -> str:
+        """POST /v3/conversations for a 1:1 with `user_id`: Teams needs the tenant, and answers the same
+        conversation when one exists already. Returns the conversation id."""
+        if not tenant_id:
+            raise BadInput("a personal conversation in Teams needs the tenant id")
+        parameters = {
+            "bot": {"id": bot_id},
+            "members": [{"id": user_id}],
+            "channelData": {"tenant": {"id": tenant_id}},
+            "isGroup": False,
+        }
+        created = self.create_conversation(service_url, parameters, trusted=trusted, retries=retries)
+        conversation_id = created.get("id")
+        if not isinstance(conversation_id, str) or not conversation_id:
+            raise Upstream("the channel created a conversation but returned no id", code="no_conversation_id",
+                           transient=False)
+        return conversation_id
+
+    def _get(
+        self, service_url: str, url: str, params: dict[str, str], *, trusted: bool, retries: int
+    ) -> dict[str, Any]:
+        """GET with the same retries and error mapping as `_post` (a read is always safe to repeat)."""
+        attempt = 0
+        refreshed_token = False
+        while True:
+            try:
+                return self._get_once(service_url, url, params, trusted=trusted)
+            except _TokenRejected as exc:
+                if refreshed_token or not hasattr(self._credentials, "invalidate"):
+                    raise AppRejected(
+                        "the channel rejected the bot's token: check MicrosoftAppId and MicrosoftAppPassword",
+                        code="BotNotRegistered" if exc.code == "BotNotRegistered" else "token_rejected",
+                    ) from None
+                self._credentials.invalidate()  # type: ignore[attr-defined]
+                refreshed_token = True
+            except (Throttled, Upstream) as exc:
+                transient = isinstance(exc, Throttled) or exc.transient
+                if not transient or attempt >= retries:
+                    raise
+                wait = exc.retry_after if isinstance(exc, Throttled) and exc.retry_after is not None else _backoff(attempt)
+                if wait > MAX_RETRY_AFTER:
+                    raise
+                attempt += 1
+                self._sleep(wait)
+
+    def _get_once(self, service_url: str, url: str, params: dict[str, str], *, trusted: bool) -> dict[str, Any]:
+        headers: dict[str, str] = {}
+        authorization = self._credentials.authorization(service_url, trusted=trusted)
+        if authorization:
+            headers["Authorization"] = authorization
+        try:
+            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout)
+        except requests.Timeout as exc:
+            raise Upstream("the channel did not answer in time", code="timeout") from exc
+        except requests.RequestException as exc:
+            raise Upstream(f"could not reach the channel: {type(exc).__name__}", code="unreachable") from exc
+        if response.status_code == 200:
+            try:
+                data = response.json()
+            except ValueError:
+                data = {}
+            return data if isinstance(data, dict) else {}
+        raise _error_for(response)
 
     def _post(self, service_url: str, url: str, body: dict[str, Any], *, trusted: bool, retries: int) -> dict[str, Any]:
         """POST with bounded retries on what is safe to retry: 429/503 (the message was not taken),

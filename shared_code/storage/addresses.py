@@ -11,12 +11,17 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared_code.protocol.activity import ConversationReference
+from shared_code.protocol.activity import ConversationReference, is_group_scope, scope_of, with_user
 from shared_code.storage.keys import encode_key
 from shared_code.storage.tables import is_table_missing, on_table
 
 # One partition per channel keeps a channel's users together for `channel` broadcasts;
 # the row is the conversation, so a user's second conversation is a second address.
+# A group chat or Teams channel (Scope groupChat/channel) is one address too: the conversation's,
+# not a person's. Its user stays the one who first brought the bot there, its UserId column is
+# empty (a `user` audience reaches people in their own chats, never a whole group), and TeamId
+# names the team of a channel, so an uninstall finds every thread. Rows saved before Scope
+# existed read as their conversation says (scope_of).
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,12 @@ class Address:
     # The serviceUrl came in an activity whose token was verified: the bot's own token may go there.
     service_url_trusted: bool = False
     last_seen: datetime | None = None
+    team_id: str = ""  # the Teams team of a channel conversation
+
+    @property
+    def scope(self) -> str:
+        """personal, groupChat or channel."""
+        return scope_of(self.reference.conversation)
 
     @property
     def conversation_id(self) -> str:
@@ -55,14 +66,43 @@ class AddressStore:
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
-    def save(self, reference: ConversationReference, *, trusted: bool, now: datetime | None = None) -> bool:
+    def save(
+        self, reference: ConversationReference, *, trusted: bool, now: datetime | None = None, team_id: str = ""
+    ) -> bool:
         """Insert or refresh the address of `reference`; True if the conversation is new.
 
         A message from a conversation that was marked inactive makes it active again:
-        the user is evidently back.
+        the user is evidently back. In a group chat or channel the saved user is never replaced
+        by whoever spoke or joined last (see the note at the top).
         """
-        entity = _to_entity(Address(reference, service_url_trusted=trusted, last_seen=now or datetime.now(UTC)))
+        address = Address(reference, service_url_trusted=trusted, last_seen=now or datetime.now(UTC), team_id=team_id)
+        entity = _to_entity(address)
+        if is_group_scope(reference.conversation):
+            return on_table(self._table, lambda: self._save_group(entity, reference))
         return on_table(self._table, lambda: self._save(entity))
+
+    def _save_group(self, entity: dict[str, Any], reference: ConversationReference) -> bool:
+        # Read first: the refresh keeps the saved user, so it needs the saved reference.
+        for _ in range(3):
+            try:
+                saved = self._table.get_entity(entity["PartitionKey"], entity["RowKey"])
+            except ResourceNotFoundError as error:
+                if is_table_missing(error):
+                    raise
+                saved = None
+            if saved is None:
+                try:
+                    self._table.create_entity(entity)
+                    return True
+                except ResourceExistsError:  # created by a concurrent turn in between: read it
+                    continue
+            kept = with_user(reference, _from_entity(saved).reference.user)
+            refreshed = dict(entity, Reference=json.dumps(kept.to_json(), ensure_ascii=False))
+            if not entity.get("TeamId"):
+                refreshed.pop("TeamId")  # an activity without channelData.team keeps the team known
+            self._table.update_entity(refreshed, mode=UpdateMode.MERGE)
+            return False
+        raise ResourceExistsError("the address kept changing while it was saved")
 
     def _save(self, entity: dict[str, Any]) -> bool:
         # Most turns come from a known conversation: try the update first (one round trip).
@@ -123,7 +163,48 @@ class AddressStore:
         return found
 
     def find_by_user(self, user_id: str) -> list[Address]:
-        return [_from_entity(e) for e in self._query("UserId eq @user", {"user": user_id})]
+        # Group rows saved before Scope existed still carry a UserId: a person is reached in their own chats only.
+        found = (_from_entity(e) for e in self._query("UserId eq @user", {"user": user_id}))
+        return [a for a in found if not is_group_scope(a.reference.conversation)]
+
+    def find_by_users(self, user_ids: list[str]) -> dict[str, list[Address]]:
+        """`find_by_user` for many users at once: one query per 15 ids (Table Storage's limit of
+        comparisons in one filter), each a parameterized `UserId eq @u0 or ...`."""
+        wanted = list(dict.fromkeys(user_ids))
+        found: dict[str, list[Address]] = {}
+        for start in range(0, len(wanted), MAX_FILTER_COMPARISONS):
+            chunk = wanted[start : start + MAX_FILTER_COMPARISONS]
+            parameters = {f"u{i}": user_id for i, user_id in enumerate(chunk)}
+            query = " or ".join(f"UserId eq @{name}" for name in parameters)
+            for address in map(_from_entity, self._query(query, parameters)):
+                if not is_group_scope(address.reference.conversation):
+                    found.setdefault(address.reference.user.id, []).append(address)
+        return found
+
+    def deactivate_team(self, team_id: str, root_conversation_id: str, reason: str) -> int:
+        """Mark every address of a team inactive (the bot was uninstalled): its channels and their
+        threads (`<channel>;messageid=<id>`). Rows saved before TeamId existed are found by the root
+        channel's id and its threads' ids. Returns how many addresses were marked."""
+        # The SDK substitutes a parameter up to the next space: a ")" must not touch one.
+        query = ("TeamId eq @team or ConversationId eq @team or ConversationId eq @root"
+                 " or ( ConversationId ge @threads and ConversationId lt @after_threads )"
+                 " or ( ConversationId ge @team_threads and ConversationId lt @after_team_threads )")
+        parameters = {"team": team_id, "root": root_conversation_id,
+                      **_thread_range("threads", root_conversation_id), **_thread_range("team_threads", team_id)}
+        marked = 0
+        for entity in self._query(query, parameters):
+            if entity.get("Active", True) is False:
+                continue
+            try:
+                self._table.update_entity(
+                    {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], "Active": False,
+                     "InactiveReason": reason[:1024]},
+                    mode=UpdateMode.MERGE,
+                )
+                marked += 1
+            except ResourceNotFoundError:  # purged in between
+                pass
+        return marked
 
     def _query(self, query: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         try:
@@ -212,15 +293,28 @@ class AddressStore:
             continuation = page.continuation
 
 
+THREAD_MARK = ";messageid="
+MAX_FILTER_COMPARISONS = 15
+
+
+def _thread_range(name: str, channel_conversation_id: str) -> dict[str, str]:
+    """Bounds of the ids of a Teams channel's threads: `<channel>;messageid=...` sort between them."""
+    start = channel_conversation_id + THREAD_MARK
+    return {name: start, f"after_{name}": start[:-1] + chr(ord(start[-1]) + 1)}
+
+
 def _to_entity(address: Address) -> dict[str, Any]:
     ref = address.reference
     partition, row = address_keys(ref.channel_id, ref.conversation.id)
+    group = is_group_scope(ref.conversation)
     return {
         "PartitionKey": partition,
         "RowKey": row,
         "ChannelId": ref.channel_id,
         "ConversationId": ref.conversation.id,
-        "UserId": ref.user.id,
+        "UserId": "" if group else ref.user.id,
+        "Scope": scope_of(ref.conversation),
+        "TeamId": address.team_id,
         "ServiceUrl": ref.service_url,
         "Locale": ref.locale,
         "Reference": json.dumps(ref.to_json(), ensure_ascii=False),
@@ -240,5 +334,6 @@ def _from_entity(entity: dict[str, Any]) -> Address:
         inactive_reason=entity.get("InactiveReason") or "",
         service_url_trusted=bool(entity.get("ServiceUrlTrusted", False)),
         last_seen=last_seen if isinstance(last_seen, datetime) else None,
+        team_id=entity.get("TeamId") or "",
     )
 

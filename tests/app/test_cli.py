@@ -6,6 +6,7 @@ import threading
 
 from shared_code.app import cli, services
 from tests.support.builders import reference
+from tests.support.notify_calls import queued
 from tests.support.queue_driver import QueueDriver
 
 
@@ -60,3 +61,28 @@ def test_cli_report_of_an_unknown_notification_says_so_and_exits_2(app_env, caps
 
     assert code == 2
     assert "no notification with that id" in capsys.readouterr().err
+
+
+def test_cli_builds_team_channel_and_channel_id_jobs():
+    from argparse import Namespace
+
+    common = {"all": False, "conversation": None, "user": None, "channel": None, "team": None, "team_channel": None,
+              "id": "j", "dialog": None, "text": "hi", "locale": None}
+    assert cli.build_job(Namespace(**common | {"team_channel": "19:t"}))["to"] == {"teamChannel": "19:t"}
+    assert cli.build_job(Namespace(**common | {"team": "19:t"}))["to"] == {"team": "19:t"}
+    assert cli.build_job(Namespace(**common | {"channel": "msteams"}))["to"] == {"channelId": "msteams"}
+
+
+def test_cli_refuses_a_team_broadcast_before_queueing_it(app_env, connector, capsys):
+    code = cli.main(["--team", "19:t@thread.tacv2", "--no-wait", "hello team"])
+
+    assert code == 2
+    assert "not yet supported" in capsys.readouterr().err
+    assert queued() == []
+
+
+def test_cli_refuses_a_team_channel_of_an_unknown_team(app_env, connector, capsys):
+    code = cli.main(["--team-channel", "19:nobody@thread.tacv2", "--no-wait", "hello"])
+
+    assert code == 2
+    assert "no saved team" in capsys.readouterr().err

@@ -325,6 +325,7 @@ def test_infra_creates_the_queue_and_tables_the_code_uses() -> None:
     assert set(template["variables"]["tables"]) == {
         defaults.addresses_table, defaults.dialog_state_table, defaults.survey_answers_table,
         defaults.deliveries_table, defaults.notifications_table, defaults.acknowledgements_table,
+        defaults.teams_table,
     }
 
 

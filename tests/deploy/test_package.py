@@ -170,7 +170,7 @@ def test_package_runs_on_the_target_interpreter(probe: dict) -> None:
 
 def test_package_loads_every_function_from_the_zip(package: Package, probe: dict) -> None:
     assert sorted(probe["entry_points"]) == sorted(f.name for f in package.functions)
-    assert {"MessagesFunction", "NotifyFunction", "NotifyQueueFunction"} <= set(probe["entry_points"])
+    assert {"MessagesFunction", "NotifyFunction", "NotifyQueueFunction", "TeamsFunction"} <= set(probe["entry_points"])
     for name, loaded in probe["entry_points"].items():
         assert loaded["callable"], name
         assert Path(loaded["file"]).resolve().is_relative_to(package.root.resolve()), loaded["file"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from shared_code.notifications.jobs import parse_job
+from shared_code.notifications.jobs import TargetKind, parse_job
 from shared_code.plumbing.errors import BadInput
 
 CARD = {"contentType": "application/vnd.microsoft.card.adaptive",
@@ -31,6 +31,10 @@ GOOD = [
     {"v": 1, "dialog": "survey", "to": "all", "notBefore": "2026-12-01T09:00:00.5+01:00"},
     {"v": 1, "to": "all", "text": "hi", "ack": {"title": "Got it"}},
     {"v": 1, "to": "all", "attachments": [CARD], "ack": {}},
+    {"v": 1, "to": {"channelId": "msteams"}, "text": "hi"},
+    {"v": 1, "to": {"team": "19:abc@thread.tacv2"}, "text": "hi"},
+    {"v": 1, "to": {"teamChannel": "19:abc@thread.tacv2"}, "text": "hi"},
+    {"v": 1, "dialog": "survey", "to": {"teamChannel": "19:abc@thread.tacv2"}},
 ]
 BAD = [
     "not an object",
@@ -64,6 +68,11 @@ BAD = [
     {"v": 1, "to": "all", "text": "hi", "ack": {"title": ""}},
     {"v": 1, "to": "all", "text": "hi", "ack": {"title": "ok", "colour": "green"}},
     {"v": 1, "dialog": "survey", "to": "all", "ack": {"title": "ok"}},
+    {"v": 1, "to": {"channelId": ""}, "text": "hi"},
+    {"v": 1, "to": {"team": ""}, "text": "hi"},
+    {"v": 1, "to": {"teamChannel": 5}, "text": "hi"},
+    {"v": 1, "to": {"channel": "msteams", "channelId": "msteams"}, "text": "hi"},
+    {"v": 1, "to": {"teamchannel": "19:abc@thread.tacv2"}, "text": "hi"},
 ]
 
 
@@ -91,3 +100,15 @@ def test_the_schemas_examples_validate_and_parse(example):
 @pytest.mark.parametrize("data", GOOD + BAD, ids=[f"good{i}" for i in range(len(GOOD))] + [f"bad{i}" for i in range(len(BAD))])
 def test_parse_job_agrees_with_the_schema(data):
     assert parser_accepts(data) == schema_accepts(data) == (data in GOOD)
+
+
+def test_channel_and_channel_id_parse_to_the_same_target():
+    assert parse_job({"v": 1, "to": {"channel": "msteams"}, "text": "hi", "id": "a"}) == parse_job(
+        {"v": 1, "to": {"channelId": "msteams"}, "text": "hi", "id": "a"})
+
+
+@pytest.mark.parametrize(("to", "kind"), [({"team": "19:t"}, TargetKind.TEAM), ({"teamChannel": "19:t"}, TargetKind.TEAM_CHANNEL)])
+def test_team_audiences_parse_and_write_back_unchanged(to, kind):
+    job = parse_job({"v": 1, "to": to, "text": "hi"})
+
+    assert (job.target.kind, job.target.value, job.to_json()["to"]) == (kind, "19:t", to)
