@@ -222,7 +222,8 @@ def test_infra_role_assignments_cover_every_data_plane_call() -> None:
     # What the app and its host read and write, each with the role it needs on the account that holds it.
     calls = {f"table {name}": "Storage Table Data Contributor" for name in (
         defaults.addresses_table, defaults.dialog_state_table, defaults.survey_answers_table,
-        defaults.deliveries_table, defaults.notifications_table)}
+        defaults.deliveries_table, defaults.notifications_table, defaults.acknowledgements_table,
+        defaults.teams_table)}
     calls |= {
         f"queue {defaults.jobs_queue}": "Storage Queue Data Contributor",  # trigger, fan-out, delayed jobs
         f"queue {defaults.jobs_queue}-poison": "Storage Queue Data Contributor",  # host and jobs.send_to_poison
