@@ -90,7 +90,7 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
         if notification.state is NotificationState.CANCELLED:
             return _record_cancelled(job, services)
         return {}
-    check_page_job(job, store)
+    page_record = check_page_job(job, store)
     known = ledger.page(job.notification, job.page)
     addresses = services.addresses.get_many((k.channel_id, k.conversation_id) for k in job.keys if _well_formed(k))
     tally: dict[Outcome, int] = {}
@@ -186,7 +186,8 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
         delay = max(_delay(r, job.attempt, settings.retry_delay_scale) for _, r in again)
         retry = PageJob(job.notification, job.page, tuple(k for k, _ in again), job.attempt + 1)
         jobs.enqueue(retry.to_json(), services, delay_seconds=delay)
-    store.save_counts(job.notification, job.page, lambda: page_counts(services, job.notification, job.page))
+    store.save_counts(job.notification, job.page, lambda: page_counts(services, job.notification, job.page),
+                      read=page_record)
     log.info("notification %s page %s attempt %d: %s", job.notification, job.page, job.attempt,
              {k.value: v for k, v in tally.items()})
     return tally

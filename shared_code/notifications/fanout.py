@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from shared_code.notifications import jobs
 from shared_code.notifications.jobs import Job, TargetKind
 from shared_code.notifications.ledger import RecipientKey
-from shared_code.notifications.store import Notification, NotificationState, NotificationStore
+from shared_code.notifications.store import Notification, NotificationState, NotificationStore, PageRecord
 from shared_code.plumbing.errors import BadInput, NotFound
 from shared_code.storage import queues
 
@@ -173,14 +173,16 @@ def _check_follows_a_frozen_page(scan: ScanJob, store: NotificationStore) -> Non
         raise BadInput(f"scan {scan.index} of {scan.notification!r} does not follow the last frozen page")
 
 
-def check_page_job(job: PageJob, store: NotificationStore) -> None:
-    """A page job may only name recipients frozen for its page: a forged one cannot widen the audience."""
+def check_page_job(job: PageJob, store: NotificationStore) -> PageRecord:
+    """A page job may only name recipients frozen for its page: a forged one cannot widen the audience.
+    Returns the page as read."""
     record = store.get_page(job.notification, job.page)
     if record is None:
         raise BadInput(f"page {job.page!r} of {job.notification!r} was never frozen")
     frozen = set(record.keys)
     if any(key not in frozen for key in job.keys):
         raise BadInput(f"the page job names recipients that are not in page {job.page!r} of {job.notification!r}")
+    return record
 
 
 def _read_page(notification: Notification, scan: ScanJob,

@@ -269,7 +269,8 @@ class NotificationStore:
         for index, chunk in enumerate(chunks):
             entity[f"Keys{index}"] = chunk
         try:
-            self._table.create_entity(entity)
+            meta = self._table.create_entity(entity)
+            return _page(entity, etag=str(meta.get("etag") or ""))  # ours as written: no read back
         except ResourceExistsError:
             pass
         record = self.get_page(notification_id, page)
@@ -280,14 +281,15 @@ class NotificationStore:
         self._table.update_entity({"PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
                                    "Enqueued": True}, mode=UpdateMode.MERGE)
 
-    def save_counts(self, notification_id: str, page: str, compute: Any) -> None:
+    def save_counts(self, notification_id: str, page: str, compute: Any, *, read: PageRecord | None = None) -> None:
         """Rewrite a page's counts from `compute()` (reads the ledger), ETag-guarded.
 
         The page's ETag is read before the ledger: a writer whose ledger read is older
         than another's write fails its update and reads again, so counts never go back.
         """
         for _ in range(10):
-            record = self.get_page(notification_id, page)
+            # `read`: the page as the caller read it before its ledger reads (the same rule holds).
+            record, read = (read, None) if read is not None else (self.get_page(notification_id, page), None)
             if record is None:
                 return
             counts: PageCounts = compute()
@@ -344,7 +346,7 @@ def _notification(entity: Any) -> Notification:
     )
 
 
-def _page(entity: Any) -> PageRecord:
+def _page(entity: Any, *, etag: str | None = None) -> PageRecord:
     text = "".join(entity.get(f"Keys{i}") or "" for i in range(int(entity.get("KeyChunks") or 0)))
     keys = [RecipientKey.from_json(k) for k in json.loads(text or "[]")]
     nxt = entity.get("Next") or ""
@@ -355,7 +357,7 @@ def _page(entity: Any) -> PageRecord:
                       next_continuation=json.loads(nxt) if nxt else None, last=bool(entity.get("Last")),
                       enqueued=bool(entity.get("Enqueued")), counts=counts, resumed=int(entity.get("Resumed") or 0),
                       resumed_at=int(entity.get("ResumedAt") or 0),
-                      etag=str(entity.metadata.get("etag") or ""))
+                      etag=etag if etag is not None else str(entity.metadata.get("etag") or ""))
 
 
 __all__ = ["Notification", "NotificationState", "NotificationStore", "PageCounts", "PageRecord", "Status",

@@ -48,7 +48,7 @@ class Settings:
     max_request_bytes: int = 256 * 1024  # MaxRequestBytes
     send_concurrency: int = 16  # SendConcurrency
     send_rate_per_second: float = 50.0  # SendRatePerSecond
-    broadcast_page_size: int = 100  # BroadcastPageSize: recipients per page job
+    broadcast_page_size: int = 500  # BroadcastPageSize: recipients per page job (fewer pages: fewer table operations)
     send_max_attempts: int = 5  # SendMaxAttempts: tries per recipient before it counts as failed
     retry_delay_scale: float = 1.0  # RetryDelayScale: multiplies re-enqueue delays (tests shrink them)
     delivery_lease_seconds: float = 60.0  # DeliveryLeaseSeconds: a claim older than this is abandoned
