@@ -91,7 +91,7 @@ def lease_from(row: Row, now: float, want: int, limit: float) -> tuple[Row, Leas
     rate = effective_rate(row, now, limit)
     start = max(row.tat, now, row.paused_until)
     count = max(1, min(want, int(rate * CHUNK_SECONDS)))
-    spacing = 1.0 / rate
+    spacing = 1.0 / rate + 1e-6  # a microsecond more: float rounding never fits rate + 1 slots in a second
     return replace(row, tat=start + count * spacing), Lease(start, count, spacing, now)
 
 
