@@ -5,24 +5,29 @@ number of instances the app runs on. Each tenant has one row (PartitionKey: the 
 tenant key) holding the tenant's schedule: `Tat`, the next free send slot (epoch seconds; every slot
 before it is taken), and the adaptive state (`Rate`, `RateAt`, `PausedUntil`, `ThrottledAt`).
 
-A process leases a chunk of consecutive slots, `1 / rate` apart, starting at `max(Tat, now)`, with one
-ETag-guarded update that moves `Tat` past them; its threads then send at those slot times. Slots are
-never handed out twice and never closer than `1 / rate`, so ANY one-second window (not only the
-calendar seconds: a fixed per-second quota could put two quotas in one sliding second) holds at most
-`rate` slots, whether one process or twenty lease them. A chunk is at most a quarter of a second of
-slots and no more than the process's demand, so the row sees a few updates a second per active
-tenant, never one per message, and twenty instances take turns instead of starving each other.
-A slot not used within `LATE` seconds of its time is dropped, never saved up: unused slots expire.
+A process leases a chunk of consecutive slots, `1 / rate` apart, starting at `max(Tat, now)`, with a
+read and an ETag-guarded update that moves `Tat` past them; its threads then send at those slot times.
+Slots are never handed out twice and never closer than `1 / rate`, so ANY one-second window (not only
+calendar seconds: a fixed per-second quota can put two quotas into one sliding second) holds at most
+`rate` slots, whether one process or twenty lease them. A chunk is at most half a second of slots and
+adapts to what the process uses in time (it doubles while every slot is taken, and shrinks by the
+slots that went stale), so a tenant's row sees about four operations a second at full rate, never one
+per message, and twenty instances take turns instead of starving each other. A slot not taken within
+`LATE` seconds of its time is dropped, never saved up: unused slots expire with their time.
+
+A steady sender holds the chunk in use and one leased ahead. At the first slot of a chunk leased
+ahead, the process reads the row: if a 429 was written since the lease, the chunk is dropped and the
+pause honoured; otherwise the same read leases the next chunk. So a pause reaches every instance
+within one chunk (half a second) and costs no extra operation.
 
 Time: every instance reads its own clock (`time.time`). Instances' clocks (NTP) and thread wake-ups
 differ by a few milliseconds; the default rate, 48 where Teams allows 50, is the margin that absorbs
 them (4%: about 40 ms of skew and jitter at the edge of a second).
 
-On a 429, `throttled()` writes the pause (`PausedUntil` = now + Retry-After) and halves the rate in
-the row (at most once a second, however many instances saw the same burst; never below a tenth of the
-limit); every instance reads it at its next lease, and a process holding slots leased before the 429
-checks the row again before using slots more than `REVALIDATE_AFTER` seconds after their lease. The
-rate then grows back by `RECOVERY` × the limit per quiet second after the pause, with no write at all.
+On a 429, `throttled()` drops the process's own slots at once, and writes the pause (`PausedUntil` =
+now + Retry-After, `Tat` moved past it) and a halved rate into the row (at most once a second, however
+many instances saw the same burst; never below a tenth of the limit). The rate then grows back by
+`RECOVERY` × the limit per quiet second after the pause, computed from the row, with no write at all.
 """
 
 from __future__ import annotations
@@ -48,9 +53,10 @@ if TYPE_CHECKING:
 
     from shared_code.plumbing.settings import Settings
 
-CHUNK_SECONDS = 0.25  # a lease holds at most this much of the tenant's schedule
+CHUNK_SECONDS = 0.5  # a lease holds at most this much of the tenant's schedule
 LATE = 0.02  # a slot not taken by then is dropped (the rate margin covers this much lateness)
-REVALIDATE_AFTER = 0.5  # slots further than this from their lease are checked against the row first
+CHECK_LEAD = 0.1  # how long before its first slot a lease leased ahead is checked against the row
+FRESH = 0.1  # a lease starting later than this after it was read is checked against the row at its first slot
 DEFAULT_PAUSE = 1.0  # a 429 without Retry-After pauses the tenant this long
 DECREASE = 0.5  # a 429 multiplies the rate by this...
 FLOOR = 0.1  # ...but never below this fraction of the limit
@@ -107,53 +113,76 @@ def throttle(row: Row, now: float, limit: float, retry_after: float | None) -> R
     return Row(max(row.tat, paused_until), rate, rate_at, paused_until, now)
 
 
+@dataclass(slots=True)
+class Held:
+    """A lease this process holds, and whether it was checked against the row since it was leased."""
+
+    lease: Lease
+    checked: bool
+    stale: int = 0  # slots dropped because no thread took them in time
+    valid: bool = True  # False once a 429 (here or, as the row says, elsewhere) took its slots away
+
+
 class Allowance:
-    """One process's slots for one tenant (the current lease), and what its threads are doing."""
+    """One process's slots for one tenant (the lease in use and at most one leased ahead)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.lease_lock = threading.Lock()  # one table round trip per tenant at a time in a process
-        self.lease: Lease | None = None
-        self.lease_id = 0
-        self.next_index = 0
-        self.checked_lease, self.checked_ok = 0, True  # the last lease checked against the row, and the answer
+        self.held: deque[Held] = deque()
+        self.next_index = 0  # into held[0]
         self.paused_until = 0.0
         self.throttled_at = -math.inf
         self.waiters = 0
-        self.taken: deque[float] = deque()  # when slots were taken in the last second (demand)
+        self.want = 0  # the next chunk's size; adapts to how many slots this process uses in time
+        self.taken: deque[float] = deque()  # when slots were taken in the last second
 
-    def take(self, now: float) -> tuple[float, int] | None:
-        """The next slot that is not stale, and its lease id; None when the lease is spent."""
-        lease = self.lease
-        if lease is None or now < self.paused_until:
+    def take(self, now: float) -> tuple[float, Held] | None:
+        """The next slot that is not stale, and its lease; None when every lease is spent or while paused."""
+        if now < self.paused_until:
             return None
-        while self.next_index < lease.count:
-            slot = lease.start + self.next_index * lease.spacing
-            self.next_index += 1
-            if slot >= now - LATE:
-                self.taken.append(now)
-                return slot, self.lease_id
+        while self.held:
+            head = self.held[0]
+            while self.next_index < head.lease.count:
+                slot = head.lease.start + self.next_index * head.lease.spacing
+                self.next_index += 1
+                if slot >= now - LATE:
+                    self.taken.append(now)
+                    return slot, head
+                head.stale += 1
+            self._spent(head)
         return None
 
-    def remaining(self) -> int:
-        return 0 if self.lease is None else lease_left(self.lease, self.next_index)
+    def _spent(self, head: Held) -> None:
+        # A chunk used in time asks for twice as much next time (up to the cap a lease applies);
+        # a chunk with slots left to go stale asks for that many fewer.
+        count = head.lease.count
+        self.want = max(1, count * 2 if head.stale == 0 else count - head.stale)
+        self.held.popleft()
+        self.next_index = 0
 
-    def install(self, lease: Lease) -> None:
-        self.lease, self.next_index = lease, 0
-        self.lease_id += 1
+    def remaining(self) -> int:
+        return sum(h.lease.count for h in self.held) - self.next_index
+
+    def install(self, lease: Lease, *, checked: bool) -> None:
+        self.held.append(Held(lease, checked))
 
     def drop(self) -> None:
-        self.lease, self.next_index = None, 0
+        for held in self.held:
+            held.valid = False
+        self.held.clear()
+        self.next_index = 0
 
-    def demand(self, now: float) -> int:
-        """Slots to ask for: the threads waiting now, or a quarter second of the last second's use."""
+    def demand(self) -> int:
+        """Slots to ask for: the adapted chunk size, and at least the threads waiting now (twice
+        that for a first chunk: a thread pool takes a slot each, and comes back for more)."""
+        return max(1, self.want, self.waiters if self.want or self.waiters <= 1 else 2 * self.waiters)
+
+    def sustained(self, now: float) -> bool:
+        """Sending steadily (a broadcast), so worth leasing the next chunk before this one is spent."""
         while self.taken and self.taken[0] < now - 1.0:
             self.taken.popleft()
-        return max(1, self.waiters, math.ceil(len(self.taken) * CHUNK_SECONDS))
-
-
-def lease_left(lease: Lease, next_index: int) -> int:
-    return max(0, lease.count - next_index)
+        return self.waiters > 1 or len(self.taken) > 1
 
 
 class RateBudget:
@@ -171,9 +200,6 @@ class RateBudget:
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._allowances: dict[str, Allowance] = {}
-        # The row as this process last wrote or read it, with its ETag: a lease tries that first
-        # (one operation when nobody else leased since), and reads only when the ETag is stale.
-        self._rows: dict[str, tuple[Row, str | None]] = {}
 
     # --- what senders call ------------------------------------------------
     def acquire(self, tenant_key: str) -> float:
@@ -188,14 +214,18 @@ class RateBudget:
                 with allowance.lock:
                     taken = allowance.take(now)
                     pause = allowance.paused_until - now
-                    lease = allowance.lease
-                if taken is not None and lease is not None:
-                    slot, lease_id = taken
-                    if slot > now:
-                        self._sleep(slot - now)
-                    if (slot - lease.leased_at > REVALIDATE_AFTER
-                            and not self._still_valid(tenant_key, allowance, lease, lease_id)):
-                        continue
+                if taken is not None:
+                    slot, held = taken
+                    if not held.checked:  # check a little before the slot, so the read never delays a send
+                        self._sleep_until(slot - CHECK_LEAD)
+                        if not self._check(tenant_key, allowance, held):
+                            continue  # a 429 came after this lease: its slots are gone
+                    self._sleep_until(slot)
+                    with allowance.lock:
+                        valid = held.valid  # a 429 in this process meanwhile drops every slot
+                    late = self._clock() - slot > LATE
+                    if not valid or late:
+                        continue  # a thread that woke late does not send late: a bunch could pass the rate
                     return max(0.0, self._clock() - started)
                 if pause > 0:
                     self._sleep(pause)
@@ -226,6 +256,11 @@ class RateBudget:
         return effective_rate(row, self._clock(), self.limit)
 
     # --- the process side -------------------------------------------------
+    def _sleep_until(self, moment: float) -> None:
+        wait = moment - self._clock()
+        if wait > 0:
+            self._sleep(wait)
+
     def _allowance(self, tenant_key: str) -> Allowance:
         with self._lock:
             allowance = self._allowances.get(tenant_key)
@@ -234,80 +269,85 @@ class RateBudget:
             return allowance
 
     def _refill(self, tenant_key: str, allowance: Allowance) -> None:
+        """No slot left: lease a chunk (a read and an ETag-guarded write)."""
         with allowance.lease_lock:
-            now = self._clock()
             with allowance.lock:
-                if allowance.remaining() > 0 or allowance.paused_until > now:
+                if allowance.remaining() > 0 or allowance.paused_until > self._clock():
                     return  # another thread leased (or learnt of a pause) meanwhile
-                want = allowance.demand(now)
-            leased: list[Lease] = []
-
-            def take_chunk(row: Row) -> Row:
-                new_row, lease = lease_from(row, self._clock(), want, self.limit)
-                leased[:] = [lease]
-                return new_row
-
-            self._update(tenant_key, take_chunk)  # a pause in the row is already in the lease's start
+                want = allowance.demand()
+            lease = self._lease(tenant_key, want)
             with allowance.lock:
-                allowance.install(leased[0])
+                # Slots starting soon were just read from the row; later ones are checked when they come.
+                allowance.install(lease, checked=lease.start - lease.leased_at <= FRESH)
 
-    def _still_valid(self, tenant_key: str, allowance: Allowance, lease: Lease, lease_id: int) -> bool:
-        """Before using slots leased long ago: did a 429 come since? (One read per such lease.)"""
+    def _check(self, tenant_key: str, allowance: Allowance, held: Held) -> bool:
+        """At the first slot of a lease taken a while ago: did a 429 come since? The same read
+        leases the next chunk ahead for a steady sender, so a chunk costs a read and a write."""
+        with allowance.lock:
+            if held.checked or not held.valid:
+                return held.valid
         with allowance.lease_lock:
             with allowance.lock:
-                if allowance.checked_lease == lease_id:
-                    return allowance.checked_ok
-            row, _ = self._read(tenant_key)
-            ok = row.throttled_at <= lease.leased_at
+                if held.checked or not held.valid:
+                    return held.valid
+            row, etag = self._read(tenant_key)
             with allowance.lock:
-                allowance.checked_lease, allowance.checked_ok = lease_id, ok
-                if not ok:
-                    if allowance.lease_id == lease_id:
-                        allowance.drop()
+                held.checked = True
+                if row.throttled_at > held.lease.leased_at:
+                    allowance.drop()
                     allowance.paused_until = max(allowance.paused_until, row.paused_until)
-            return ok
+                    return False
+                ahead = len(allowance.held) < 2 and allowance.sustained(self._clock())
+                want = allowance.demand()
+            if ahead:
+                lease = self._lease(tenant_key, want, read=(row, etag))
+                with allowance.lock:
+                    allowance.install(lease, checked=lease.start - lease.leased_at <= FRESH)
+            return True
+
+    def _lease(self, tenant_key: str, want: int, read: tuple[Row, str | None] | None = None) -> Lease:
+        leased: list[Lease] = []
+
+        def take_chunk(row: Row) -> Row:
+            new_row, lease = lease_from(row, self._clock(), want, self.limit)
+            leased[:] = [lease]
+            return new_row
+
+        self._update(tenant_key, take_chunk, read)
+        return leased[0]
 
     # --- the table side ---------------------------------------------------
-    def _update(self, tenant_key: str, change: Callable[[Row], Row]) -> Row:
-        """Apply `change` to the tenant's row with an ETag-guarded write, re-reading on a lost race."""
+    def _update(self, tenant_key: str, change: Callable[[Row], Row],
+                read: tuple[Row, str | None] | None = None) -> Row:
+        """Apply `change` to the tenant's row with an ETag-guarded write, reading again after a lost race."""
+        row, etag = read if read is not None else self._read(tenant_key)
         conflicts = 0
         while True:
-            with self._lock:
-                cached = self._rows.get(tenant_key)
-            row, etag = cached if cached is not None else self._read(tenant_key)
             new_row = change(row)
             try:
-                etag = self._write(tenant_key, new_row, etag)
+                self._write(tenant_key, new_row, etag)
+                return new_row
             except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError):
-                with self._lock:
-                    self._rows.pop(tenant_key, None)
                 conflicts += 1
                 if conflicts > 2:  # many instances racing: spread their retries a little
                     self._sleep(random.uniform(0, 0.005 * min(conflicts, 10)))
-                continue
-            with self._lock:
-                self._rows[tenant_key] = (new_row, etag)
-            return new_row
+                row, etag = self._read(tenant_key)
 
     def _read(self, tenant_key: str) -> tuple[Row, str | None]:
         try:
             entity = on_table(self.table, lambda: self.table.get_entity(self._partition, encode_key(tenant_key)))
         except ResourceNotFoundError:
             return Row(), None
-        row = Row(*(float(entity.get(name) or 0.0) for name in _COLUMNS))
-        with self._lock:
-            self._rows[tenant_key] = (row, entity.metadata["etag"])
-        return row, entity.metadata["etag"]
+        return Row(*(float(entity.get(name) or 0.0) for name in _COLUMNS)), entity.metadata["etag"]
 
-    def _write(self, tenant_key: str, row: Row, etag: str | None) -> str | None:
+    def _write(self, tenant_key: str, row: Row, etag: str | None) -> None:
         entity: dict[str, Any] = {"PartitionKey": self._partition, "RowKey": encode_key(tenant_key), "Tenant": tenant_key}
         entity.update({name: float(getattr(row, attr)) for attr, name in zip(_FIELDS, _COLUMNS, strict=True)})
         if etag is None:
-            meta = on_table(self.table, lambda: self.table.create_entity(entity))
+            on_table(self.table, lambda: self.table.create_entity(entity))
         else:
-            meta = self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag,
-                                            match_condition=MatchConditions.IfNotModified)
-        return meta.get("etag")
+            self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=etag,
+                                     match_condition=MatchConditions.IfNotModified)
 
 
 _COLUMNS = ("Tat", "Rate", "RateAt", "PausedUntil", "ThrottledAt")

@@ -67,10 +67,10 @@ def test_lease_starts_after_the_slots_already_leased():
     assert second.start == pytest.approx(first.start + 5 / LIMIT, abs=1e-5)
 
 
-def test_lease_is_at_most_a_quarter_second_of_the_rate():
+def test_lease_is_at_most_half_a_second_of_the_rate():
     _, lease = lease_from(Row(), now=100.0, want=1000, limit=LIMIT)
 
-    assert lease.count == int(LIMIT * CHUNK_SECONDS) == 12
+    assert lease.count == int(LIMIT * CHUNK_SECONDS) == 24
 
 
 def test_leases_from_twenty_processes_never_put_more_than_the_rate_in_any_sliding_second():
@@ -149,13 +149,13 @@ def test_lease_spacing_follows_the_lowered_rate():
     _, lease = lease_from(row, now=101.0, want=100, limit=LIMIT)
 
     assert lease.spacing == pytest.approx(1 / 24, abs=1e-5)
-    assert lease.count == 6  # a quarter second at 24/s
+    assert lease.count == 12  # half a second at 24/s
 
 
 # --- a process's allowance ----------------------------------------------------
 def test_allowance_gives_slots_in_order_then_nothing():
     allowance = Allowance()
-    allowance.install(Lease(100.0, 3, 0.1, 100.0))
+    allowance.install(Lease(100.0, 3, 0.1, 100.0), checked=True)
 
     taken = [allowance.take(100.0) for _ in range(4)]
 
@@ -164,7 +164,7 @@ def test_allowance_gives_slots_in_order_then_nothing():
 
 def test_allowance_drops_stale_slots_instead_of_saving_them_up():
     allowance = Allowance()
-    allowance.install(Lease(100.0, 10, 0.1, 100.0))
+    allowance.install(Lease(100.0, 10, 0.1, 100.0), checked=True)
 
     taken = allowance.take(100.55)  # slots 100.0 .. 100.5 are past: dropped, not sent late in a bunch
 
@@ -174,22 +174,57 @@ def test_allowance_drops_stale_slots_instead_of_saving_them_up():
 
 def test_allowance_gives_nothing_while_paused():
     allowance = Allowance()
-    allowance.install(Lease(100.0, 10, 0.1, 100.0))
+    allowance.install(Lease(100.0, 10, 0.1, 100.0), checked=True)
     allowance.paused_until = 101.0
 
     assert allowance.take(100.0) is None
 
 
-def test_allowance_demand_is_the_waiting_threads_or_a_quarter_of_the_last_second():
+def test_allowance_first_chunk_is_twice_the_threads_waiting():
     allowance = Allowance()
     allowance.waiters = 3
-    assert allowance.demand(100.0) == 3
 
-    allowance.install(Lease(100.0, 40, 0.02, 100.0))
-    for i in range(40):
-        allowance.take(100.0 + i * 0.02)
+    assert allowance.demand() == 6
 
-    assert allowance.demand(100.8) == 10  # 40 used in the last second: a quarter of it
+
+def test_allowance_asks_at_least_for_the_threads_waiting():
+    allowance = Allowance()
+    allowance.want, allowance.waiters = 2, 5
+
+    assert allowance.demand() == 5
+
+
+def test_allowance_chunk_doubles_while_every_slot_is_taken_in_time():
+    allowance = Allowance()
+    allowance.install(Lease(100.0, 2, 0.1, 100.0), checked=True)
+    allowance.want = 2
+
+    taken = [allowance.take(100.0), allowance.take(100.1), allowance.take(100.2)]  # the third finds it spent
+
+    assert taken[2] is None and allowance.demand() == 4
+
+
+def test_allowance_chunk_shrinks_by_the_slots_that_went_stale():
+    allowance = Allowance()
+    allowance.install(Lease(100.0, 8, 0.1, 100.0), checked=True)
+    allowance.want = 8
+
+    for now in (100.0, 100.5, 100.6, 100.7):  # slots 100.1 .. 100.4 went stale
+        allowance.take(now)
+    allowance.take(101.0)  # the lease is spent
+
+    assert allowance.demand() == 4
+
+
+def test_allowance_drop_invalidates_the_slots_threads_already_hold():
+    allowance = Allowance()
+    allowance.install(Lease(100.0, 8, 0.1, 100.0), checked=True)
+    taken = allowance.take(100.0)
+
+    allowance.drop()  # a 429
+
+    assert taken is not None and taken[1].valid is False
+    assert allowance.take(100.1) is None
 
 
 # --- conversation limits ----------------------------------------------------
