@@ -159,8 +159,8 @@ def test_retry_after_from_one_process_is_honoured_by_another_already_sending(sto
     ])
     throttled_at = results[0]["throttled_at"]
     grants = all_grants(results, "t1")
-    # THEN once B has used the slots it leased before the 429 (at most half a second of them),
-    # it sends nothing until the Retry-After has passed, and sends again afterwards
-    assert count_between(grants, throttled_at + 0.6, throttled_at + 2.0) == 0
+    # THEN once B has used the slots it leased and checked before the 429 (a chunk is half a second,
+    # checked 0.1 s before it starts), it sends nothing until the Retry-After has passed, then sends again
+    assert count_between(grants, throttled_at + 0.7, throttled_at + 2.0) == 0
     assert count_between(grants, throttled_at + 2.0, t0 + seconds) > 0
     assert count_between(grants, t0, throttled_at) > 0
