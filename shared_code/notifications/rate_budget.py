@@ -25,7 +25,7 @@ differ by a few milliseconds; the default rate, 48 where Teams allows 50, is the
 them (4%: about 40 ms of skew and jitter at the edge of a second).
 
 On a 429, `throttled()` drops the process's own slots at once, and writes the pause (`PausedUntil` =
-now + Retry-After, `Tat` moved past it) and a halved rate into the row (at most once a second, however
+now + Retry-After, `Tat` moved past it) and a rate lowered by a quarter into the row (at most once a second, however
 many instances saw the same burst; never below a tenth of the limit). The rate then grows back by
 `RECOVERY` × the limit per quiet second after the pause, computed from the row, with no write at all.
 """
@@ -58,9 +58,9 @@ LATE = 0.02  # a slot not taken by then is dropped (the rate margin covers this 
 CHECK_LEAD = 0.1  # how long before its first slot a lease leased ahead is checked against the row
 FRESH = 0.1  # a lease starting later than this after it was read is checked against the row at its first slot
 DEFAULT_PAUSE = 1.0  # a 429 without Retry-After pauses the tenant this long
-DECREASE = 0.5  # a 429 multiplies the rate by this...
+DECREASE = 0.75  # a 429 multiplies the rate by this...
 FLOOR = 0.1  # ...but never below this fraction of the limit
-RECOVERY = 1 / 24  # after the pause, the rate grows by this fraction of the limit per second (48/s: +2/s)
+RECOVERY = 1 / 12  # after the pause, the rate grows by this fraction of the limit per second (48/s: +4/s)
 DECREASE_EVERY = 1.0  # one decrease per this many seconds: one burst of 429s lowers the rate once
 
 
@@ -102,7 +102,7 @@ def lease_from(row: Row, now: float, want: int, limit: float) -> tuple[Row, Leas
 
 
 def throttle(row: Row, now: float, limit: float, retry_after: float | None) -> Row:
-    """`row` after a 429 seen at `now`: paused for Retry-After, the rate halved (once a second)."""
+    """`row` after a 429 seen at `now`: paused for Retry-After, the rate lowered (once a second)."""
     pause = retry_after if retry_after is not None and retry_after > 0 else DEFAULT_PAUSE
     paused_until = max(row.paused_until, now + pause)
     rate, rate_at = row.rate, row.rate_at

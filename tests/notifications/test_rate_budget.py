@@ -113,14 +113,14 @@ def test_throttle_without_retry_after_pauses_one_second():
     assert row.paused_until == 101.0
 
 
-def test_throttle_halves_the_rate_once_for_one_burst_of_429s():
+def test_throttle_lowers_the_rate_once_for_one_burst_of_429s():
     row = throttle(Row(), now=100.0, limit=LIMIT, retry_after=1.0)
     row = throttle(row, now=100.2, limit=LIMIT, retry_after=1.0)  # another instance, same burst
 
     assert effective_rate(row, 100.3, LIMIT) == LIMIT * DECREASE
 
 
-def test_throttle_again_after_a_second_halves_the_rate_again():
+def test_throttle_again_after_a_second_lowers_the_rate_again():
     row = throttle(Row(), now=100.0, limit=LIMIT, retry_after=1.0)
     row = throttle(row, now=101.0, limit=LIMIT, retry_after=1.0)
 
@@ -140,7 +140,8 @@ def test_rate_recovers_additively_after_the_pause_up_to_the_limit():
 
     rates = [effective_rate(row, now, LIMIT) for now in (101.0, 102.0, 104.0, 200.0)]
 
-    assert rates == pytest.approx([24.0, 24.0, 24.0 + 2 * RECOVERY * LIMIT, LIMIT])
+    lowered = LIMIT * DECREASE
+    assert rates == pytest.approx([lowered, lowered, lowered + 2 * RECOVERY * LIMIT, LIMIT])
 
 
 def test_lease_spacing_follows_the_lowered_rate():
@@ -148,8 +149,8 @@ def test_lease_spacing_follows_the_lowered_rate():
 
     _, lease = lease_from(row, now=101.0, want=100, limit=LIMIT)
 
-    assert lease.spacing == pytest.approx(1 / 24, abs=1e-5)
-    assert lease.count == 12  # half a second at 24/s
+    assert lease.spacing == pytest.approx(1 / (LIMIT * DECREASE), abs=1e-5)
+    assert lease.count == int(LIMIT * DECREASE * CHUNK_SECONDS)  # half a second at the lowered rate
 
 
 # --- a process's allowance ----------------------------------------------------

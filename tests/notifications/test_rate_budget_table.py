@@ -8,7 +8,7 @@ import uuid
 import pytest
 from azure.data.tables import TableClient, TableServiceClient
 
-from shared_code.notifications.rate_budget import RateBudget, shared_budget, tenant_key
+from shared_code.notifications.rate_budget import DECREASE, RateBudget, shared_budget, tenant_key
 from shared_code.plumbing.errors import ConfigError
 from shared_code.plumbing.settings import load_settings
 
@@ -44,7 +44,7 @@ def test_budget_throttled_lowers_the_rate_in_the_row(storage_connection):
 
     budget.throttled("tenant:t1", 1.0)
 
-    assert RateBudget(table, limit=48).rate("tenant:t1") == pytest.approx(24.0)  # as another instance reads it
+    assert RateBudget(table, limit=48).rate("tenant:t1") == pytest.approx(48 * DECREASE)  # as another instance reads it
     assert RateBudget(table, limit=48).rate("tenant:t2") == 48.0
 
 
