@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import auth_fetches, broadcast, cold_start, end_to_end, memory, turn_latency
+from bench import auth_fetches, broadcast, cold_start, end_to_end, memory, rate_budget, turn_latency
 from bench.common import ROOT, Figure
 
 # In the order. Each measure starts what it needs (stubs, dev host) and stops it.
@@ -21,6 +21,7 @@ FIGURES = {
     "cold_start": cold_start.measure,
     "turn_latency": turn_latency.measure,
     "memory": memory.measure,
+    "rate_budget": rate_budget.measure,
 }
 
 
