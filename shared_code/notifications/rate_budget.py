@@ -165,6 +165,8 @@ class Allowance:
         return sum(h.lease.count for h in self.held) - self.next_index
 
     def install(self, lease: Lease, *, checked: bool) -> None:
+        if self.throttled_at >= lease.leased_at:
+            return  # a 429 here while the lease was on its way: its slots were meant for the old rate
         self.held.append(Held(lease, checked))
 
     def drop(self) -> None:

@@ -228,6 +228,15 @@ def test_allowance_drop_invalidates_the_slots_threads_already_hold():
     assert allowance.take(100.1) is None
 
 
+def test_allowance_ignores_a_lease_that_was_on_its_way_when_a_429_came():
+    allowance = Allowance()
+    allowance.throttled_at = 100.2
+
+    allowance.install(Lease(100.5, 8, 0.1, leased_at=100.1), checked=True)
+
+    assert allowance.remaining() == 0
+
+
 # --- conversation limits ----------------------------------------------------
 def test_conversation_limiter_keeps_a_burst_of_20_within_7_per_second_and_8_per_2_seconds():
     clock = FakeClock()
