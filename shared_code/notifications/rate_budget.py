@@ -148,6 +148,8 @@ class Allowance:
                 self.next_index += 1
                 if slot >= now - LATE:
                     self.taken.append(now)
+                    while self.taken[0] < now - 1.0:
+                        self.taken.popleft()
                     return slot, head
                 head.stale += 1
             self._spent(head)

@@ -237,6 +237,16 @@ def test_allowance_ignores_a_lease_that_was_on_its_way_when_a_429_came():
     assert allowance.remaining() == 0
 
 
+def test_allowance_remembers_only_the_last_second_of_use():
+    allowance = Allowance()
+    allowance.install(Lease(100.0, 500, 0.01, 100.0), checked=True)
+
+    for i in range(500):
+        allowance.take(100.0 + i * 0.01)
+
+    assert len(allowance.taken) <= 101  # memory stays bounded however long a broadcast runs
+
+
 # --- conversation limits ----------------------------------------------------
 def test_conversation_limiter_keeps_a_burst_of_20_within_7_per_second_and_8_per_2_seconds():
     clock = FakeClock()
