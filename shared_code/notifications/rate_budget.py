@@ -18,16 +18,18 @@ per message, and twenty instances take turns instead of starving each other. A s
 A steady sender holds the chunk in use and one leased ahead. At the first slot of a chunk leased
 ahead, the process reads the row: if a 429 was written since the lease, the chunk is dropped and the
 pause honoured; otherwise the same read leases the next chunk. So a pause reaches every instance
-within one chunk (half a second) and costs no extra operation.
+within one chunk and the check's lead (0.6 s; the instance that saw the 429 stops at once), and costs
+no extra operation.
 
 Time: every instance reads its own clock (`time.time`). Instances' clocks (NTP) and thread wake-ups
 differ by a few milliseconds; the default rate, 48 where Teams allows 50, is the margin that absorbs
 them (4%: about 40 ms of skew and jitter at the edge of a second).
 
 On a 429, `throttled()` drops the process's own slots at once, and writes the pause (`PausedUntil` =
-now + Retry-After, `Tat` moved past it) and a rate lowered by a quarter into the row (at most once a second, however
-many instances saw the same burst; never below a tenth of the limit). The rate then grows back by
-`RECOVERY` × the limit per quiet second after the pause, computed from the row, with no write at all.
+now + Retry-After, `Tat` moved past it) and a rate lowered by a quarter into the row (at most once a
+second, however many instances saw the same burst; never below a tenth of the limit). The rate then
+grows back by `RECOVERY` × the limit per quiet second after the pause, computed from the row, with no
+write at all. A table error is raised to the caller (the send has not happened; the job retries).
 """
 
 from __future__ import annotations
