@@ -10,7 +10,17 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import auth_fetches, broadcast, cold_start, end_to_end, memory, report_memory, turn_latency
+from bench import (
+    auth_fetches,
+    broadcast,
+    cold_start,
+    end_to_end,
+    memory,
+    rate_budget,
+    report_memory,
+    table_ops,
+    turn_latency,
+)
 from bench.common import ROOT, Figure
 
 # In the order. Each measure starts what it needs (stubs, dev host) and stops it.
@@ -21,6 +31,8 @@ FIGURES = {
     "cold_start": cold_start.measure,
     "turn_latency": turn_latency.measure,
     "memory": memory.measure,
+    "rate_budget": rate_budget.measure,
+    "table_ops": table_ops.measure,
     "report_memory": report_memory.measure,
 }
 

@@ -80,6 +80,78 @@ class RandomFaults:
         return None
 
 
+class ChannelLimits:
+    """Teams' throttling as the channel applies it, for the connector stub.
+
+    - tenant_limit: sends per sliding second per tenant (the activity's conversation.tenantId or
+      channelData.tenant.id; without one, the whole bot is one tenant ""); above it, 429 with
+      Retry-After: 1. None: no limit, only counting.
+    - per_conversation: also 7 per 1 s and 8 per 2 s in one conversation (sliding), 429 above.
+
+    Counters for tests: `throttled(tenant)` (429s), `sent(tenant)`, `per_second(tenant)` (sends per
+    calendar second), `max_in_any_second(tenant)` (the most accepted in any sliding second).
+    """
+
+    CONVERSATION_LIMITS = ((7, 1.0), (8, 2.0))
+
+    def __init__(self, tenant_limit: int | None = None, *, per_conversation: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.tenant_limit, self.per_conversation, self._clock = tenant_limit, per_conversation, clock
+        self._lock = threading.Lock()
+        self._recent: dict[str, list[float]] = defaultdict(list)  # accepted in the last second, per tenant
+        self._conversations: dict[str, list[float]] = defaultdict(list)  # accepted in the last 2 s
+        self._throttled: dict[str, int] = defaultdict(int)
+        self._sent: dict[str, int] = defaultdict(int)
+        self._seconds: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self._max: dict[str, int] = defaultdict(int)
+
+    @staticmethod
+    def tenant_of(activity: dict[str, Any]) -> str:
+        conversation = activity.get("conversation") if isinstance(activity.get("conversation"), dict) else {}
+        channel_data = activity.get("channelData") if isinstance(activity.get("channelData"), dict) else {}
+        tenant = channel_data.get("tenant") if isinstance(channel_data.get("tenant"), dict) else {}
+        return str(conversation.get("tenantId") or tenant.get("id") or "")
+
+    def admit(self, conversation_id: str, activity: dict[str, Any]) -> Fault | None:
+        """Count one send, or answer 429 as Teams does when it is over a limit."""
+        tenant = self.tenant_of(activity)
+        with self._lock:
+            now = self._clock()
+            recent = self._recent[tenant]
+            recent[:] = [t for t in recent if t > now - 1.0]
+            over = self.tenant_limit is not None and len(recent) >= self.tenant_limit
+            if self.per_conversation and not over:
+                sent = self._conversations[conversation_id]
+                sent[:] = [t for t in sent if t > now - 2.0]
+                over = any(sum(1 for t in sent if t > now - seconds) >= n for n, seconds in self.CONVERSATION_LIMITS)
+            if over:
+                self._throttled[tenant] += 1
+                return Fault(429, "Throttled", retry_after=1)
+            recent.append(now)
+            if self.per_conversation:
+                self._conversations[conversation_id].append(now)
+            self._sent[tenant] += 1
+            self._seconds[tenant][int(now)] += 1
+            self._max[tenant] = max(self._max[tenant], len(recent))
+            return None
+
+    def throttled(self, tenant: str = "") -> int:
+        with self._lock:
+            return self._throttled.get(tenant, 0)
+
+    def sent(self, tenant: str = "") -> int:
+        with self._lock:
+            return self._sent.get(tenant, 0)
+
+    def per_second(self, tenant: str = "") -> dict[int, int]:
+        with self._lock:
+            return dict(self._seconds.get(tenant, {}))
+
+    def max_in_any_second(self, tenant: str = "") -> int:
+        with self._lock:
+            return self._max.get(tenant, 0)
+
+
 class ConnectorStub:
     """`/v3/conversations/...` routes. Records what each conversation received.
 
@@ -88,11 +160,18 @@ class ConnectorStub:
     - token_check: when set, a request without `Authorization: Bearer <valid>` gets 401;
     - on_activity: called with (conversation id, activity) for every stored activity
       (the local chat shows them as they arrive).
+    - limits: a ChannelLimits, the channel's per-tenant and per-conversation throttling
+      (or, for short, tenant_limit=50 and conversation_limits=True build one).
     """
 
     def __init__(self, *, latency: float = 0.0, faults: FaultPolicy | None = None,
                  token_check: Callable[[str], bool] | None = None,
-                 on_activity: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 on_activity: Callable[[str, dict[str, Any]], None] | None = None,
+                 limits: ChannelLimits | None = None, tenant_limit: int | None = None,
+                 conversation_limits: bool = False) -> None:
+        if limits is None and (tenant_limit is not None or conversation_limits):
+            limits = ChannelLimits(tenant_limit, per_conversation=conversation_limits)
+        self.limits = limits  # Teams' throttling (ChannelLimits); None: no limit
         self.latency = latency
         self.faults = faults
         self.token_check = token_check
@@ -251,6 +330,8 @@ class ConnectorStub:
             fault = queued.pop(0) if queued else None
         if fault is None and self.faults is not None:
             fault = self.faults(conversation_id, attempt)
+        if fault is None and self.limits is not None:
+            fault = self.limits.admit(conversation_id, body)
         if fault is not None:
             return fault.response()
         activity_id = uuid.uuid4().hex

@@ -63,6 +63,8 @@ class Settings:
     address_max_idle_days: int = 0  # AddressMaxIdleDays: broadcasts skip addresses unseen this long; 0 = never
     address_retention_days: int = 0  # AddressRetentionDays: purge addresses unseen this long; 0 = keep
     delivery_retention_days: int = 30  # DeliveryRetentionDays: purge finished notifications and their ledger
+    rate_budget_table: str = "RateBudget"  # RateBudgetTableName: one row per bot and tenant, shared by all instances
+    tenant_send_rate_per_second: float = 48.0  # TenantSendRatePerSecond: all instances together, per tenant
 
     @property
     def local_mode(self) -> bool:
@@ -123,6 +125,8 @@ SETTING_NAMES: dict[str, str] = {
     "address_max_idle_days": "AddressMaxIdleDays",
     "address_retention_days": "AddressRetentionDays",
     "delivery_retention_days": "DeliveryRetentionDays",
+    "rate_budget_table": "RateBudgetTableName",
+    "tenant_send_rate_per_second": "TenantSendRatePerSecond",
 }
 
 
@@ -164,6 +168,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("MaxRequestBytes, SendConcurrency and SendRatePerSecond must be positive")
     if min(settings.address_max_idle_days, settings.address_retention_days, settings.delivery_retention_days) < 0:
         raise ConfigError("AddressMaxIdleDays, AddressRetentionDays and DeliveryRetentionDays must be 0 or more")
+    if settings.tenant_send_rate_per_second <= 0:
+        raise ConfigError("TenantSendRatePerSecond must be positive")
     if settings.microsoft_app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
         raise ConfigError("setting MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI, "
                           f"not {settings.microsoft_app_type!r}")
@@ -198,4 +204,5 @@ def storage_names(suffix: str) -> dict[str, str]:
         "AcknowledgementsTableName": f"acks{suffix}",
         "TeamsTableName": f"teams{suffix}",
         "JobsQueueName": f"jobs-{suffix}",
+        "RateBudgetTableName": f"rate{suffix}",
     }
