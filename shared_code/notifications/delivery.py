@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared_code.conversation.proactive import send_localized
 from shared_code.notifications import jobs
+from shared_code.notifications.conversation_limits import conversation_limiter
 from shared_code.notifications.fanout import PageJob, check_page_job
 from shared_code.notifications.jobs import JobKind
 from shared_code.notifications.ledger import (
@@ -31,6 +32,7 @@ from shared_code.notifications.ledger import (
     Finish,
     RecipientKey,
 )
+from shared_code.notifications.rate_budget import DEFAULT_PAUSE, shared_budget, tenant_key
 from shared_code.notifications.rate_limit import process_limiter
 from shared_code.notifications.sender import send_all
 from shared_code.notifications.store import Notification, NotificationState, PageCounts
@@ -43,9 +45,6 @@ if TYPE_CHECKING:  # the composition root sits above every package: named in ann
 log = logging.getLogger(__name__)
 
 MAX_SAMPLE_ERRORS = 3
-# A 429's Retry-After pauses every send of the process, up to this long; the throttled
-# recipient itself goes back to the queue with the whole delay.
-MAX_THROTTLE_HOLD = 10.0
 
 
 class Outcome(StrEnum):
@@ -228,21 +227,33 @@ def _content(notification: Notification) -> dict[str, Any]:
 
 
 class _Pacer:
-    """When a send may go: the process's token bucket; a 429 holds it for everyone in the process."""
+    """When a send may go. In this order: the conversation's own limits (in process: a burst to one
+    conversation comes from one process), the instance's ceiling (SendRatePerSecond), then a slot of the
+    tenant's budget shared by every instance (rate_budget), taken last so the send follows it at once."""
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
-        self._limiter = process_limiter(settings.send_rate_per_second)
+        self._conversations = conversation_limiter()
+        self._instance = process_limiter(settings.send_rate_per_second)
+        self._budget = shared_budget(services.table_service, settings)
         self._scale = settings.retry_delay_scale
 
     def acquire(self, address: Address) -> None:
-        self._limiter.acquire()
+        self._conversations.acquire(f"{address.channel_id}:{address.conversation_id}")
+        self._instance.acquire()
+        self._budget.acquire(_tenant(address))
 
     def throttled(self, address: Address, retry_after: float | None) -> float:
-        """Say the channel answered 429; the seconds this sender should wait before trying again."""
-        wait = (retry_after if retry_after is not None else 1.0) * self._scale
-        self._limiter.hold(min(wait, MAX_THROTTLE_HOLD))
+        """The channel answered 429: the tenant pauses for every instance (and slows down); the seconds
+        this sender waits before it tries again."""
+        wait = (retry_after if retry_after is not None else DEFAULT_PAUSE) * self._scale
+        self._budget.throttled(_tenant(address), wait)
         return wait
+
+
+def _tenant(address: Address) -> str:
+    reference = address.reference
+    return tenant_key(reference.tenant_id or reference.conversation.tenant_id, reference.service_url)
 
 
 def _pacer(services: Services) -> _Pacer:
@@ -328,10 +339,15 @@ def _deliver(claimed: Delivery, address: Address | None, notification: Notificat
                     return Finish(claimed, DeliveryState.INACTIVE, "already_in_dialog",
                                   "the conversation is already in this dialog")
         except Throttled as throttled:
+            if throttled.status != 429:  # 503: the service is unwell, a 5xx that counts as an attempt
+                if claimed.attempts >= settings.send_max_attempts:
+                    return Finish(claimed, DeliveryState.FAILED, "unavailable",
+                                  f"gave up after {claimed.attempts} attempts: {throttled.message}")
+                return Finish(claimed, DeliveryState.RETRY, "unavailable", throttled.message,
+                              retry_after=-1.0 if throttled.retry_after is None else throttled.retry_after)
             wait = pacer.throttled(address, throttled.retry_after)
             if time.time() + wait < deadline:
-                time.sleep(wait)
-                continue
+                continue  # uncounted; the budget holds every sender to this tenant until the pause is over
             return Finish(claimed, DeliveryState.RETRY, throttled.code, throttled.message, counted=False,
                           retry_after=wait)
         except Upstream as error:

@@ -47,7 +47,7 @@ class Settings:
     trusted_service_urls: tuple[str, ...] = ()  # TrustedServiceUrls, comma separated
     max_request_bytes: int = 256 * 1024  # MaxRequestBytes
     send_concurrency: int = 16  # SendConcurrency
-    send_rate_per_second: float = 50.0  # SendRatePerSecond
+    send_rate_per_second: float = 1000.0  # SendRatePerSecond: one instance's ceiling, all tenants together
     broadcast_page_size: int = 500  # BroadcastPageSize: recipients per page job (fewer pages: fewer table operations)
     send_max_attempts: int = 5  # SendMaxAttempts: tries per recipient before it counts as failed
     retry_delay_scale: float = 1.0  # RetryDelayScale: multiplies re-enqueue delays (tests shrink them)

@@ -11,7 +11,7 @@ from stubs.connector import Fault, RandomFaults
 from tests.support.builders import reference
 from tests.support.queue_driver import QueueDriver
 
-FAST = {"RetryDelayScale": "0.25", "SendConcurrency": "16", "SendRatePerSecond": "2000"}
+FAST = {"RetryDelayScale": "0.25", "SendConcurrency": "16", "SendRatePerSecond": "2000", "TenantSendRatePerSecond": "2000"}
 
 
 def seed(connector_url: str, count: int, *, prefix: str = "c", channel: str = "test") -> list[str]:
@@ -209,12 +209,15 @@ def test_a_429_is_waited_out_and_retried_without_using_up_an_attempt(app_env, co
     assert (got["sent"], got["failed"]) == (1, 0)
 
 
-def test_a_429_holds_every_send_of_the_process(app_env):
+def test_a_429_pauses_every_sender_to_that_tenant_for_its_retry_after(app_env, connector):
     from shared_code.notifications import delivery
-    from shared_code.notifications.rate_limit import process_limiter
+    from shared_code.notifications.rate_budget import shared_budget
+    from shared_code.storage.addresses import Address
 
-    app_env.set(SendRatePerSecond="778", RetryDelayScale="1")  # a bucket of this test's own
-    pacer = delivery._pacer(services.get())
-    pacer.throttled(None, 2.0)
+    app_env.set(RetryDelayScale="1")
+    address = Address(reference(connector.url, "t-1"))
+    app = services.get()
+    delivery._pacer(app).throttled(address, 2.0)
 
-    assert process_limiter(778).acquire() > 1.0  # the rest of the process waits out the Retry-After too
+    # Any sender of any page (or instance: the budget is a table row) waits out the Retry-After too.
+    assert shared_budget(app.table_service, app.settings).acquire(delivery._tenant(address)) > 1.0
