@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from shared_code.conversation.engine import Dialog, Effect, RecordAnswer, ScheduleDialog, StackRun, TurnOutput
 from shared_code.conversation.main_dialog import MainDialog
 from shared_code.conversation.proactive import send_proactive_message
-from shared_code.conversation.state import ConversationState, Frame, StateConflict
+from shared_code.conversation.state import ConversationState, Frame, StateConflict, StateTooLarge, remembered
 from shared_code.conversation.survey import SurveyAnswer, survey_dialog
 from shared_code.plumbing.errors import AppError, BadInput, RecipientGone, Upstream
 from shared_code.plumbing.settings import Settings
@@ -69,7 +69,7 @@ def handle_message(
     seen = f"activity:{activity_id}" if activity_id else ""
 
     def decide(current: ConversationState) -> _Decision | None:
-        if seen and seen in current.job_ids:
+        if seen and current.remembers(seen):
             log.info("activity %s was already handled in this conversation", activity_id)
             return None
         frames, restarted = _usable_frames(current, dialogs)
@@ -99,7 +99,7 @@ def begin_dialog(address: Address, dialog_id: str, job_id: str, services: Servic
     conversation_id = address.conversation_id
 
     def decide(current: ConversationState) -> _Decision | None:
-        if job_id in current.job_ids:
+        if current.remembers(job_id):
             log.info("dialog job %s was already applied to this conversation", job_id)
             return None
         frames, _ = _usable_frames(current, dialogs)
@@ -132,7 +132,8 @@ def _undo_begin(address: Address, dialog_id: str, job_id: str, services: Service
         frames = current.frames
         if not frames or frames[-1].dialog_id != dialog_id or frames[-1].state.get("run") != job_id:
             return None  # the user has moved on (or another start won): leave it as it is
-        return _Decision(TurnOutput(frames[:-1], (), ()), job_ids=tuple(j for j in current.job_ids if j != job_id))
+        return _Decision(TurnOutput(frames[:-1], (), ()),
+                         job_ids=tuple(j for j in current.job_ids if j != remembered(job_id)))
 
     try:
         _run_turn(address.channel_id, address.conversation_id, decide, services)
@@ -161,10 +162,17 @@ def _run_turn(
     decide: Callable[[ConversationState], _Decision | None],
     services: Services,
 ) -> _Decision | None:
-    """Read, decide, save with the ETag; on a conflict read and decide again (bounded)."""
+    """Read, decide, save with the ETag; on a conflict read and decide again (bounded).
+
+    A stack that would not fit its row is never left unwritable: the turn is decided again over
+    a restarted stack (the main dialog, with a warning), as for state that cannot be read.
+    """
     store = services.dialog_state
+    too_large = ""
     for attempt in range(MAX_ATTEMPTS):
         current = store.load(channel_id, conversation_id)
+        if too_large:
+            current = current.unusable(too_large)
         decision = decide(current)
         if decision is None:
             return None
@@ -174,6 +182,11 @@ def _run_turn(
             log.info("dialog state changed under turn (%s), re-running it (attempt %d)", conflict, attempt + 1)
             # Jitter: two writers that collided must not collide again in lockstep.
             time.sleep(random.uniform(0.005, 0.02 * (attempt + 1)))
+            continue
+        except StateTooLarge as error:
+            if too_large:  # even a restarted stack does not fit: a dialog bug, not the user's input
+                raise
+            too_large = str(error)
             continue
         _carry_out(decision.output.effects, channel_id, conversation_id, services)
         return decision

@@ -19,12 +19,14 @@ same id sent twice is one notification.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from shared_code.plumbing import limits
 from shared_code.plumbing.errors import BadInput
 from shared_code.protocol.content import MAX_CONTENT_BYTES, Content, LocalizedContent, parse_content
 from shared_code.storage import queues
@@ -106,7 +108,7 @@ def parse_target(value: Any) -> Target:
     if isinstance(value, dict) and len(value) == 1:
         [(key, item)] = value.items()
         if key in {k.value for k in TargetKind if k is not TargetKind.ALL} and isinstance(item, str) and item:
-            return Target(TargetKind(key), item)
+            return Target(TargetKind(key), limits.identifier(item, f"to.{key}"))
     raise BadInput('to must be {"conversation": id}, {"user": id}, {"channel": id} or "all"')
 
 
@@ -115,7 +117,7 @@ def parse_job(data: Any, *, require_version: bool = True) -> Job:
     if not isinstance(data, dict):
         raise BadInput("a job must be a JSON object")
     if require_version or "v" in data:
-        if data.get("v") != VERSION:
+        if not is_version(data.get("v")):
             raise BadInput(f"unknown job version {data.get('v')!r}; this app reads version {VERSION}")
     kind_value = data.get("kind") or ("dialog" if "dialog" in data else "message")
     try:
@@ -128,9 +130,10 @@ def parse_job(data: Any, *, require_version: bool = True) -> Job:
         job_id = uuid.uuid4().hex
     if not isinstance(job_id, str) or not job_id or len(job_id) > MAX_ID_LENGTH:
         raise BadInput(f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+    limits.identifier(job_id, "id", MAX_ID_LENGTH)
     locale = data.get("locale")
-    if locale is not None and not isinstance(locale, str):
-        raise BadInput("locale must be a string such as en-US")
+    if locale is not None and (not isinstance(locale, str) or len(locale) > limits.MAX_LOCALE_CHARS):
+        raise BadInput(f"locale must be a string such as en-US, of at most {limits.MAX_LOCALE_CHARS} characters")
     not_before = parse_not_before(data.get("notBefore"))
     if kind is JobKind.MESSAGE:
         text = data.get("text")
@@ -165,7 +168,19 @@ def parse_not_before(value: Any) -> datetime | None:
         raise BadInput(f"notBefore {value!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise BadInput(f"notBefore {value!r} needs a time zone (Z or +hh:mm)")
-    return parsed
+    return limits.moment(parsed, f"notBefore {value!r}")
+
+
+def is_version(value: Any) -> bool:
+    """The job is version 1: the number 1 (JSON's `true` is not, although Python says True == 1)."""
+    return not isinstance(value, bool) and value == VERSION
+
+
+def check_storable(job: Job) -> Job:
+    """A job that is kept (a notification's record) must fit one Table Storage property: a text map of
+    many locales, or text that JSON escapes (controls), can pass the per-message limit and still not."""
+    limits.fitting(json.dumps(job.to_json(), ensure_ascii=False), "the notification")
+    return job
 
 
 def enqueue(data: dict[str, Any], services: Services, *, delay_seconds: float = 0, queue_name: str | None = None) -> None:

@@ -8,13 +8,28 @@ from typing import TYPE_CHECKING, Any
 
 from shared_code.notifications import fanout, jobs
 from shared_code.notifications.jobs import Job, JobKind
-from shared_code.plumbing.errors import AppRejected, BadInput, Conflict, NotFound, RecipientGone
+from shared_code.plumbing import limits
+from shared_code.plumbing.errors import (
+    AppRejected,
+    BadInput,
+    Conflict,
+    NotFound,
+    RecipientGone,
+    TooLarge,
+    UntrustedServiceUrl,
+)
 from shared_code.storage import queues
 
 if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
     from shared_code.app.services import Services
 
 log = logging.getLogger(__name__)
+
+# What no retry can change: the job itself is wrong, or what it asks for is refused for good.
+FINAL_ERRORS = (BadInput, NotFound, AppRejected, Conflict, RecipientGone, TooLarge, UntrustedServiceUrl)
+# Errors only data can cause (text that cannot be encoded, a date out of range, runaway nesting):
+# the edges refuse such input, so one of these is a bug, but retrying it changes nothing either.
+DATA_ERRORS = (UnicodeError, OverflowError, RecursionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +49,10 @@ def handle_queue_message(body: bytes, services: Services, *, message_id: str = "
     notification of a public job that carries no `id`, so a redelivered job is not a second one.
     """
     try:
-        data = queues.decode_message(body)
         if len(body) > queues.MAX_QUEUE_MESSAGE_BYTES:
             raise BadInput(f"the queue message is larger than {queues.MAX_QUEUE_MESSAGE_BYTES // 1024} KiB")
-        work: Any = fanout.parse_internal(data) if fanout.is_internal(data) else _parse_public(data, message_id)
+        data = decode(body)
+        work: Any = _parse_internal(data) if fanout.is_internal(data) else _parse_public(data, message_id)
     except BadInput as bad:
         log.warning("job refused, moved to poison: %s", bad.message)
         jobs.send_to_poison(body, bad.message, services)
@@ -46,12 +61,33 @@ def handle_queue_message(body: bytes, services: Services, *, message_id: str = "
     notification_id = work.id if isinstance(work, Job) else work.notification
     try:
         run(work, services)
-    except (BadInput, NotFound, AppRejected, Conflict, RecipientGone) as final:
+    except FINAL_ERRORS as final:
         log.warning("job cannot succeed, moved to poison: %s", final.message)
         reason = f"{final.code}: {final.message}"
         jobs.send_to_poison(body, reason, services)
         return Handled(kind, notification_id, poisoned=reason)
+    except DATA_ERRORS as error:
+        log.error("job failed on its own content, moved to poison: %s", type(error).__name__, exc_info=True)
+        reason = f"unprocessable: {type(error).__name__}"
+        jobs.send_to_poison(body, reason, services)
+        return Handled(kind, notification_id, poisoned=reason)
     return Handled(kind, notification_id)
+
+
+def decode(body: bytes) -> Any:
+    """The message's JSON within the limits of every edge (UTF-8, depth, well-formed text)."""
+    not_json = "the queue message is not UTF-8 JSON"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(not_json) from None
+    return limits.loads(text, "the queue message", not_json=not_json)
+
+
+def _parse_internal(data: dict[str, Any]) -> fanout.ScanJob | fanout.PageJob:
+    if not jobs.is_version(data.get("v")):
+        raise BadInput(f"unknown job version {data.get('v')!r}; this app reads version {jobs.VERSION}")
+    return fanout.parse_internal(data)
 
 
 def _parse_public(data: Any, message_id: str) -> Job:
@@ -86,4 +122,4 @@ def run_job(job: Job, services: Services) -> None:
 
             begin_dialog(address, job.dialog, job.id, services)
             return
-    fanout.start(job, services)
+    fanout.start(jobs.check_storable(job), services)

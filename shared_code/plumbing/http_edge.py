@@ -9,6 +9,7 @@ from typing import Any
 
 import azure.functions as func
 
+from shared_code.plumbing import limits
 from shared_code.plumbing.errors import AppError, BadInput, Throttled, TooLarge
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,5 @@ def respond(handler: Callable[[], func.HttpResponse]) -> func.HttpResponse:
 
 
 def parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput("the body is not valid JSON") from exc
+    """The body's JSON, within the limits every edge applies (depth, well-formed text)."""
+    return limits.loads(body, "the body")

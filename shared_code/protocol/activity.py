@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared_code.plumbing import limits
 from shared_code.plumbing.errors import BadInput
 
 
@@ -21,7 +22,7 @@ class ChannelAccount:
             raise BadInput(f"activity.{what}.id is required")
         return cls(
             id=data["id"],
-            name=_opt_str(data.get("name")),
+            name=limits.clip(_opt_str(data.get("name")), limits.MAX_NAME_CHARS),
             aad_object_id=_opt_str(data.get("aadObjectId")),
             role=_opt_str(data.get("role")),
         )
@@ -51,7 +52,7 @@ class ConversationAccount:
             raise BadInput("activity.conversation.id is required")
         return cls(
             id=data["id"],
-            name=_opt_str(data.get("name")),
+            name=limits.clip(_opt_str(data.get("name")), limits.MAX_NAME_CHARS),
             is_group=bool(data.get("isGroup", False)),
             conversation_type=_opt_str(data.get("conversationType")),
             tenant_id=_opt_str(data.get("tenantId")),
@@ -140,7 +141,7 @@ class Activity:
         kind = data.get("type")
         if not isinstance(kind, str) or not kind:
             raise BadInput("activity.type is required")
-        return cls(
+        return _within_limits(cls(
             type=kind,
             id=_opt_str(data.get("id")),
             channel_id=_req_str(data, "channelId"),
@@ -154,7 +155,7 @@ class Activity:
             members_added=_accounts(data.get("membersAdded"), "membersAdded"),
             members_removed=_accounts(data.get("membersRemoved"), "membersRemoved"),
             raw=data,
-        )
+        ))
 
     @property
     def tenant_id(self) -> str:
@@ -222,3 +223,25 @@ def _accounts(value: Any, what: str) -> tuple[ChannelAccount, ...]:
     if not isinstance(value, list):
         raise BadInput(f"activity.{what} must be a list")
     return tuple(ChannelAccount.from_json(item, what) for item in value)
+
+
+def _within_limits(activity: Activity) -> Activity:
+    """An incoming activity whose ids fit what is stored (limits.py); display names are clipped on parsing."""
+    checks = [(activity.type, "activity.type", limits.MAX_ID_CHARS),
+              (activity.id, "activity.id", limits.MAX_ACTIVITY_ID_CHARS),
+              (activity.channel_id, "activity.channelId", limits.MAX_ID_CHARS),
+              (activity.service_url, "activity.serviceUrl", limits.MAX_URL_CHARS),
+              (activity.locale, "activity.locale", limits.MAX_LOCALE_CHARS),
+              (activity.action, "activity.action", limits.MAX_ID_CHARS),
+              (activity.tenant_id, "activity.tenantId", limits.MAX_ID_CHARS),
+              (activity.conversation.id, "activity.conversation.id", limits.MAX_ID_CHARS),
+              (activity.conversation.conversation_type, "activity.conversation.conversationType", limits.MAX_ID_CHARS)]
+    accounts = [("from", activity.from_), ("recipient", activity.recipient)]
+    accounts += [("membersAdded", m) for m in activity.members_added] + [("membersRemoved", m) for m in activity.members_removed]
+    for what, account in accounts:
+        checks += [(account.id, f"activity.{what}.id", limits.MAX_ID_CHARS),
+                   (account.aad_object_id, f"activity.{what}.aadObjectId", limits.MAX_ID_CHARS),
+                   (account.role, f"activity.{what}.role", limits.MAX_ID_CHARS)]
+    for value, what, max_chars in checks:
+        limits.identifier(value, what, max_chars)
+    return activity
