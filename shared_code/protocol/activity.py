@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared_code.plumbing import limits
 from shared_code.plumbing.errors import BadInput
@@ -244,4 +245,10 @@ def _within_limits(activity: Activity) -> Activity:
                    (account.role, f"activity.{what}.role", limits.MAX_ID_CHARS)]
     for value, what, max_chars in checks:
         limits.identifier(value, what, max_chars)
+    try:
+        parts = urlsplit(activity.service_url)
+    except ValueError:  # e.g. an unclosed [IPv6] host
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadInput("activity.serviceUrl must be an absolute http(s) URL")
     return activity

@@ -29,6 +29,7 @@ GOOD = [
     {"v": 1, "to": "all", "text": "hi", "suggestedActions": {"en": ACTIONS, "fr": ACTIONS}},
     {"v": 1, "to": "all", "text": "hi", "notBefore": "2026-12-01T09:00:00Z"},
     {"v": 1, "dialog": "survey", "to": "all", "notBefore": "2026-12-01T09:00:00.5+01:00"},
+    {"v": 1, "to": {"conversation": "x" * 1024}, "text": "hi", "locale": "x" * 64},
 ]
 BAD = [
     "not an object",
@@ -58,6 +59,9 @@ BAD = [
     {"v": 1, "to": "all", "text": "hi", "notBefore": "tomorrow"},
     {"v": 1, "to": "all", "text": "hi", "notBefore": 1764579600},
     {"v": 1, "to": "all", "text": "hi", "defaultLocale": 3},
+    {"v": True, "to": "all", "text": "true is not 1"},
+    {"v": 1, "to": {"user": "x" * 1025}, "text": "hi"},
+    {"v": 1, "to": "all", "text": "hi", "locale": "x" * 65},
 ]
 
 
