@@ -35,3 +35,8 @@ def queue_count(connection: str, name: str) -> int:
         return QueueClient.from_connection_string(connection, name).get_queue_properties().approximate_message_count
     except ResourceNotFoundError:
         return 0
+
+
+def snapshot_of_nothing(app_env: Any) -> frozenset[tuple[str, ...]]:
+    """What `snapshot` says of an app that has stored nothing at all."""
+    return frozenset({("queue", "0")})
