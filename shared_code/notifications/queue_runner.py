@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ FINAL_ERRORS = (BadInput, NotFound, AppRejected, Conflict, RecipientGone, TooLar
 # Errors only data can cause (text that cannot be encoded, a date out of range, runaway nesting):
 # the edges refuse such input, so one of these is a bug, but retrying it changes nothing either.
 DATA_ERRORS = (UnicodeError, OverflowError, RecursionError)
+MAX_POISON_REASON_CHARS = 1000
+# A poison record is JSON in base64 on a queue (64 KiB): at most 48 KiB of JSON, with a margin.
+MAX_POISON_RECORD_BYTES = 44 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,23 +59,38 @@ def handle_queue_message(body: bytes, services: Services, *, message_id: str = "
         work: Any = _parse_internal(data) if fanout.is_internal(data) else _parse_public(data, message_id)
     except BadInput as bad:
         log.warning("job refused, moved to poison: %s", bad.message)
-        jobs.send_to_poison(body, bad.message, services)
-        return Handled(poisoned=bad.message)
+        reason = poison(body, bad.message, services)
+        return Handled(poisoned=reason)
     kind = work.kind.value if isinstance(work, Job) else type(work).__name__.removesuffix("Job").lower()
     notification_id = work.id if isinstance(work, Job) else work.notification
     try:
         run(work, services)
     except FINAL_ERRORS as final:
         log.warning("job cannot succeed, moved to poison: %s", final.message)
-        reason = f"{final.code}: {final.message}"
-        jobs.send_to_poison(body, reason, services)
+        reason = poison(body, f"{final.code}: {final.message}", services)
         return Handled(kind, notification_id, poisoned=reason)
     except DATA_ERRORS as error:
         log.error("job failed on its own content, moved to poison: %s", type(error).__name__, exc_info=True)
-        reason = f"unprocessable: {type(error).__name__}"
-        jobs.send_to_poison(body, reason, services)
+        reason = poison(body, f"unprocessable: {type(error).__name__}", services)
         return Handled(kind, notification_id, poisoned=reason)
     return Handled(kind, notification_id)
+
+
+def poison(body: bytes, reason: str, services: Services) -> str:
+    """Move the message to `<queue>-poison` with why; returns the reason as recorded.
+
+    The record must itself fit a queue message: a reason quoting the input is clipped, and a message
+    that JSON escaping and base64 would make too large keeps only its beginning, marked as cut.
+    """
+    reason = limits.clip(reason, MAX_POISON_REASON_CHARS)
+    text = body.decode("utf-8", "replace")
+    kept = text
+    while len(json.dumps({"reason": reason, "message": kept})) > MAX_POISON_RECORD_BYTES:
+        kept = text[: len(kept) // 2]
+    if kept != text:
+        kept += f"{limits.ELLIPSIS} [cut: {len(body)} bytes in all]"
+    jobs.send_to_poison(kept, reason, services)
+    return reason
 
 
 def decode(body: bytes) -> Any:
