@@ -119,7 +119,7 @@ def parse_job(data: Any, *, require_version: bool = True) -> Job:
     if require_version or "v" in data:
         if not is_version(data.get("v")):
             raise BadInput(f"unknown job version {data.get('v')!r}; this app reads version {VERSION}")
-    kind_value = data.get("kind") or ("dialog" if "dialog" in data else "message")
+    kind_value = data.get("kind", "dialog" if "dialog" in data else "message")
     try:
         kind = JobKind(kind_value)
     except ValueError:

@@ -56,18 +56,19 @@ def handle_queue_message(body: bytes, services: Services, *, message_id: str = "
         if len(body) > queues.MAX_QUEUE_MESSAGE_BYTES:
             raise BadInput(f"the queue message is larger than {queues.MAX_QUEUE_MESSAGE_BYTES // 1024} KiB")
         data = decode(body)
-        work: Any = _parse_internal(data) if fanout.is_internal(data) else _parse_public(data, message_id)
+        internal = isinstance(data, dict) and isinstance(data.get("kind"), str) and fanout.is_internal(data)
+        work: Any = _parse_internal(data) if internal else _parse_public(data, message_id)
     except BadInput as bad:
-        log.warning("job refused, moved to poison: %s", bad.message)
         reason = poison(body, bad.message, services)
+        log.warning("job refused, moved to poison: %s", reason)
         return Handled(poisoned=reason)
     kind = work.kind.value if isinstance(work, Job) else type(work).__name__.removesuffix("Job").lower()
     notification_id = work.id if isinstance(work, Job) else work.notification
     try:
         run(work, services)
     except FINAL_ERRORS as final:
-        log.warning("job cannot succeed, moved to poison: %s", final.message)
         reason = poison(body, f"{final.code}: {final.message}", services)
+        log.warning("job cannot succeed, moved to poison: %s", reason)
         return Handled(kind, notification_id, poisoned=reason)
     except DATA_ERRORS as error:
         log.error("job failed on its own content, moved to poison: %s", type(error).__name__, exc_info=True)

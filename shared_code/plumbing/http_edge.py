@@ -14,6 +14,8 @@ from shared_code.plumbing.errors import AppError, BadInput, Throttled, TooLarge
 
 log = logging.getLogger(__name__)
 
+MAX_MESSAGE_CHARS = 1000
+
 
 def read_json(req: func.HttpRequest, max_bytes: int) -> Any:
     """The request's JSON body, or BadInput / TooLarge naming what is wrong."""
@@ -44,7 +46,8 @@ def json_response(status: int, body: Any = None, headers: dict[str, str] | None 
 
 
 def error_response(error: AppError) -> func.HttpResponse:
-    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    # A message may quote the input: clipped, so a huge bad value is not echoed back whole.
+    body: dict[str, Any] = {"code": error.code, "message": limits.clip(error.message, MAX_MESSAGE_CHARS)}
     headers: dict[str, str] = {}
     if isinstance(error, Throttled) and error.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(error.retry_after)))
@@ -61,9 +64,9 @@ def respond(handler: Callable[[], func.HttpResponse]) -> func.HttpResponse:
         return handler()
     except AppError as error:
         if error.status >= 500:
-            log.error("request failed: %s (%s)", error.code, error.message)
+            log.error("request failed: %s (%s)", error.code, limits.clip(error.message, MAX_MESSAGE_CHARS))
         else:
-            log.info("request refused: %s %s (%s)", error.status, error.code, error.message)
+            log.info("request refused: %s %s (%s)", error.status, error.code, limits.clip(error.message, MAX_MESSAGE_CHARS))
         return error_response(error)
     except Exception:
         log.exception("unexpected error while handling a request")

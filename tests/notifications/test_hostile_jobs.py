@@ -174,6 +174,14 @@ def test_v_true_is_not_version_1(seeded, job):
     assert "unknown job version True" in record["reason"]
 
 
+@pytest.mark.parametrize("kind", [[], ["scan"], {"page": 1}, 7])
+def test_a_kind_that_is_not_a_string_is_poisoned_at_once(seeded, kind):
+    run_job(json.dumps({"v": 1, "kind": kind, "to": "all", "text": "hi"}).encode())  # does not raise
+
+    [record] = poisoned(seeded)
+    assert "unknown job kind" in record["reason"]
+
+
 def test_a_text_that_would_outgrow_the_notifications_row_is_a_400(seeded):
     # 28 KiB of control characters: within the message limit, six times longer once JSON escapes them.
     response = notify(json.dumps({"to": "all", "text": "hi" + "\x01" * 20_000}).encode())

@@ -60,6 +60,7 @@ BAD = [
     {"v": 1, "to": "all", "text": "hi", "notBefore": 1764579600},
     {"v": 1, "to": "all", "text": "hi", "defaultLocale": 3},
     {"v": True, "to": "all", "text": "true is not 1"},
+    {"v": 1, "kind": None, "to": "all", "text": "a kind must be a kind"},
     {"v": 1, "to": {"user": "x" * 1025}, "text": "hi"},
     {"v": 1, "to": "all", "text": "hi", "locale": "x" * 65},
 ]
