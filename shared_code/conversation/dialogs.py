@@ -22,7 +22,7 @@ from shared_code.conversation.main_dialog import MainDialog
 from shared_code.conversation.proactive import send_proactive_message
 from shared_code.conversation.state import ConversationState, Frame, StateConflict, StateTooLarge, remembered
 from shared_code.conversation.survey import SurveyAnswer, survey_dialog
-from shared_code.plumbing.errors import AppError, BadInput, RecipientGone, Upstream
+from shared_code.plumbing.errors import AppError, BadInput, RecipientGone, UntrustedServiceUrl, Upstream
 from shared_code.plumbing.settings import Settings
 from shared_code.protocol.activity import ConversationReference
 from shared_code.storage import queues
@@ -95,6 +95,7 @@ def begin_dialog(address: Address, dialog_id: str, job_id: str, services: Servic
     if not address.active:
         raise RecipientGone(f"the address is inactive ({address.inactive_reason or 'no reason recorded'})",
                             code="address_inactive")
+    _check_token_may_go(address, services)
     dialogs = dialogs_for(services.settings, address.reference.locale)
     conversation_id = address.conversation_id
 
@@ -125,6 +126,17 @@ def begin_dialog(address: Address, dialog_id: str, job_id: str, services: Servic
         _undo_begin(address, dialog_id, job_id, services)
         raise
     return True
+
+
+def _check_token_may_go(address: Address, services: Services) -> None:
+    """UntrustedServiceUrl before the stack changes: the prompt could never be sent there (the connector
+    refuses it too), so the job is refused without a write to take back."""
+    if services.settings.local_mode or address.service_url_trusted:
+        return
+    if not services.credentials.is_trusted(address.reference.service_url):
+        raise UntrustedServiceUrl(
+            f"refusing to start a dialog at {address.reference.service_url!r}: the serviceUrl did not come from an "
+            "authenticated activity and is not in TrustedServiceUrls")
 
 
 def _undo_begin(address: Address, dialog_id: str, job_id: str, services: Services) -> None:

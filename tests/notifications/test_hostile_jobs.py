@@ -226,4 +226,16 @@ def test_a_dialog_job_for_an_untrusted_service_url_is_poisoned_at_once_with_the_
     assert len(connector.requests) == sent_before
     assert token_stub.fetches == 0
     state = services.get().dialog_state.load("test", "conv-u")
-    assert [frame.dialog_id for frame in state.frames] == ["main"]  # the survey was taken back off the stack
+    assert [frame.dialog_id for frame in state.frames] == ["main"]
+
+
+def test_a_dialog_job_for_an_untrusted_service_url_leaves_the_dialog_state_untouched(app_env, connector, token_stub):
+    MessagesFunction.main(http_request("POST", "http://localhost/api/messages",
+                                       message(connector.url, "hi", conversation_id="conv-u")))  # local mode: unverified
+    app_env.set(MicrosoftAppId=APP_ID, MicrosoftAppPassword="test-app-password",
+                ToChannelFromBotLoginUrl=token_stub.login_url())
+    before = stored.snapshot(app_env)
+
+    run_job(json.dumps(dialog_job("conv-u")).encode())
+
+    assert stored.snapshot(app_env) == before
