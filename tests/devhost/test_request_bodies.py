@@ -12,7 +12,7 @@ import requests
 
 from devhost.host import Host
 from devhost.http_trigger import MAX_BODY_BYTES
-from tests.devhost.test_http import ECHO, http_bindings, write_function
+from tests.support.function_apps import ECHO, http_bindings, write_function
 
 # Only a guard against hanging the suite: a host that waits for the body never answers at all.
 HANG_GUARD_SECONDS = 30
