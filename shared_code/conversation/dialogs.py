@@ -190,15 +190,15 @@ def _run_turn(
             return None
         try:
             store.save(current.with_stack(decision.output.frames, decision.job_ids))
-        except StateConflict as conflict:
-            log.info("dialog state changed under turn (%s), re-running it (attempt %d)", conflict, attempt + 1)
-            # Jitter: two writers that collided must not collide again in lockstep.
-            time.sleep(random.uniform(0.005, 0.02 * (attempt + 1)))
-            continue
         except StateTooLarge as error:
             if too_large:  # even a restarted stack does not fit: a dialog bug, not the user's input
                 raise
             too_large = str(error)
+            continue
+        except StateConflict as conflict:
+            log.info("dialog state changed under turn (%s), re-running it (attempt %d)", conflict, attempt + 1)
+            # Jitter: two writers that collided must not collide again in lockstep.
+            time.sleep(random.uniform(0.005, 0.02 * (attempt + 1)))
             continue
         _carry_out(decision.output.effects, channel_id, conversation_id, services)
         return decision

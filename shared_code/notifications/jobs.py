@@ -108,7 +108,7 @@ def parse_target(value: Any) -> Target:
     if isinstance(value, dict) and len(value) == 1:
         [(key, item)] = value.items()
         if key in {k.value for k in TargetKind if k is not TargetKind.ALL} and isinstance(item, str) and item:
-            return Target(TargetKind(key), limits.identifier(item, f"to.{key}"))
+            return Target(TargetKind(key), item)
     raise BadInput('to must be {"conversation": id}, {"user": id}, {"channel": id} or "all"')
 
 
@@ -125,6 +125,7 @@ def parse_job(data: Any, *, require_version: bool = True) -> Job:
     except ValueError:
         raise BadInput(f"unknown job kind {kind_value!r}; expected message or dialog") from None
     target = parse_target(data.get("to"))
+    limits.identifier(target.value, f"to.{target.kind.value}")
     job_id = data.get("id")
     if job_id is None:
         job_id = uuid.uuid4().hex

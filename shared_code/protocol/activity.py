@@ -164,6 +164,34 @@ class Activity:
         return self.conversation.tenant_id or _opt_str(tenant.get("id") if isinstance(tenant, dict) else "")
 
 
+def _within_limits(activity: Activity) -> Activity:
+    """An incoming activity whose ids fit what is stored (limits.py); display names are clipped on parsing."""
+    checks = [(activity.type, "activity.type", limits.MAX_ID_CHARS),
+              (activity.id, "activity.id", limits.MAX_ACTIVITY_ID_CHARS),
+              (activity.channel_id, "activity.channelId", limits.MAX_ID_CHARS),
+              (activity.service_url, "activity.serviceUrl", limits.MAX_URL_CHARS),
+              (activity.locale, "activity.locale", limits.MAX_LOCALE_CHARS),
+              (activity.action, "activity.action", limits.MAX_ID_CHARS),
+              (activity.tenant_id, "activity.tenantId", limits.MAX_ID_CHARS),
+              (activity.conversation.id, "activity.conversation.id", limits.MAX_ID_CHARS),
+              (activity.conversation.conversation_type, "activity.conversation.conversationType", limits.MAX_ID_CHARS)]
+    accounts = [("from", activity.from_), ("recipient", activity.recipient)]
+    accounts += [("membersAdded", m) for m in activity.members_added] + [("membersRemoved", m) for m in activity.members_removed]
+    for what, account in accounts:
+        checks += [(account.id, f"activity.{what}.id", limits.MAX_ID_CHARS),
+                   (account.aad_object_id, f"activity.{what}.aadObjectId", limits.MAX_ID_CHARS),
+                   (account.role, f"activity.{what}.role", limits.MAX_ID_CHARS)]
+    for value, what, max_chars in checks:
+        limits.identifier(value, what, max_chars)
+    try:
+        parts = urlsplit(activity.service_url)
+    except ValueError:  # e.g. an unclosed [IPv6] host
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadInput("activity.serviceUrl must be an absolute http(s) URL")
+    return activity
+
+
 def reference_from_activity(activity: Activity) -> ConversationReference:
     """The address of the user who sent `activity`: user = from, bot = recipient."""
     return ConversationReference(
@@ -225,30 +253,3 @@ def _accounts(value: Any, what: str) -> tuple[ChannelAccount, ...]:
         raise BadInput(f"activity.{what} must be a list")
     return tuple(ChannelAccount.from_json(item, what) for item in value)
 
-
-def _within_limits(activity: Activity) -> Activity:
-    """An incoming activity whose ids fit what is stored (limits.py); display names are clipped on parsing."""
-    checks = [(activity.type, "activity.type", limits.MAX_ID_CHARS),
-              (activity.id, "activity.id", limits.MAX_ACTIVITY_ID_CHARS),
-              (activity.channel_id, "activity.channelId", limits.MAX_ID_CHARS),
-              (activity.service_url, "activity.serviceUrl", limits.MAX_URL_CHARS),
-              (activity.locale, "activity.locale", limits.MAX_LOCALE_CHARS),
-              (activity.action, "activity.action", limits.MAX_ID_CHARS),
-              (activity.tenant_id, "activity.tenantId", limits.MAX_ID_CHARS),
-              (activity.conversation.id, "activity.conversation.id", limits.MAX_ID_CHARS),
-              (activity.conversation.conversation_type, "activity.conversation.conversationType", limits.MAX_ID_CHARS)]
-    accounts = [("from", activity.from_), ("recipient", activity.recipient)]
-    accounts += [("membersAdded", m) for m in activity.members_added] + [("membersRemoved", m) for m in activity.members_removed]
-    for what, account in accounts:
-        checks += [(account.id, f"activity.{what}.id", limits.MAX_ID_CHARS),
-                   (account.aad_object_id, f"activity.{what}.aadObjectId", limits.MAX_ID_CHARS),
-                   (account.role, f"activity.{what}.role", limits.MAX_ID_CHARS)]
-    for value, what, max_chars in checks:
-        limits.identifier(value, what, max_chars)
-    try:
-        parts = urlsplit(activity.service_url)
-    except ValueError:  # e.g. an unclosed [IPv6] host
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BadInput("activity.serviceUrl must be an absolute http(s) URL")
-    return activity

@@ -18,6 +18,7 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "job.v1.s
 
 GOOD = [
     {"v": 1, "to": "all", "text": "hi"},
+    {"v": 1, "to": {"conversation": "x" * 1024}, "text": "hi", "locale": "x" * 64},
     {"v": 1, "to": {"conversation": "c/1?#"}, "text": "hi", "locale": "fr-FR"},
     {"v": 1, "kind": "dialog", "dialog": "survey", "to": {"user": "u"}},
     {"v": 1, "dialog": "survey", "to": {"channel": "msteams"}, "id": "x" * 200},
@@ -29,10 +30,13 @@ GOOD = [
     {"v": 1, "to": "all", "text": "hi", "suggestedActions": {"en": ACTIONS, "fr": ACTIONS}},
     {"v": 1, "to": "all", "text": "hi", "notBefore": "2026-12-01T09:00:00Z"},
     {"v": 1, "dialog": "survey", "to": "all", "notBefore": "2026-12-01T09:00:00.5+01:00"},
-    {"v": 1, "to": {"conversation": "x" * 1024}, "text": "hi", "locale": "x" * 64},
 ]
 BAD = [
     "not an object",
+    {"v": True, "to": "all", "text": "true is not 1"},
+    {"v": 1, "kind": None, "to": "all", "text": "a kind must be a kind"},
+    {"v": 1, "to": {"user": "x" * 1025}, "text": "hi"},
+    {"v": 1, "to": "all", "text": "hi", "locale": "x" * 65},
     {"to": "all", "text": "hi"},  # no version
     {"v": 2, "to": "all", "text": "hi"},
     {"v": 1, "kind": "scan", "to": "all", "text": "hi"},
@@ -59,10 +63,6 @@ BAD = [
     {"v": 1, "to": "all", "text": "hi", "notBefore": "tomorrow"},
     {"v": 1, "to": "all", "text": "hi", "notBefore": 1764579600},
     {"v": 1, "to": "all", "text": "hi", "defaultLocale": 3},
-    {"v": True, "to": "all", "text": "true is not 1"},
-    {"v": 1, "kind": None, "to": "all", "text": "a kind must be a kind"},
-    {"v": 1, "to": {"user": "x" * 1025}, "text": "hi"},
-    {"v": 1, "to": "all", "text": "hi", "locale": "x" * 65},
 ]
 
 
