@@ -252,4 +252,3 @@ def _accounts(value: Any, what: str) -> tuple[ChannelAccount, ...]:
     if not isinstance(value, list):
         raise BadInput(f"activity.{what} must be a list")
     return tuple(ChannelAccount.from_json(item, what) for item in value)
-
