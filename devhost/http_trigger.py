@@ -127,7 +127,7 @@ class Router:
             return error(405, "MethodNotAllowed", "Use POST to run a function", (("Allow", "POST"),))
         try:
             payload = json.loads(body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             return error(400, "BadRequest", 'The body must be JSON like {"input": "..."}')
         if not isinstance(payload, dict) or not isinstance(payload.get("input", ""), str):
             return error(400, "BadRequest", 'The body must be JSON like {"input": "..."} with a string input')
@@ -141,6 +141,40 @@ def _query_params(query: str) -> dict[str, str]:
     for key, value in parse_qsl(query, keep_blank_values=True):
         params.setdefault(key, []).append(value)
     return {k: ",".join(v) for k, v in params.items()}
+
+
+# Like the Functions host (maxRequestBodySize): larger bodies are refused before they are read.
+MAX_BODY_BYTES = 100 * 1024 * 1024
+MAX_CHUNK_LINE = 1024
+REQUEST_TIMEOUT_SECONDS = 60
+
+
+class BodyTooLarge(Exception):
+    """The request declares (or sends) more than MAX_BODY_BYTES."""
+
+
+def content_length(values: list[str]) -> int:
+    """The body's length from its Content-Length header(s): ValueError unless one decimal number,
+    so `-1` or `12abc` is a 400, never a read that waits for the client to hang up."""
+    distinct = {value.strip() for value in values}
+    if not distinct:
+        return 0
+    if len(distinct) > 1:
+        raise ValueError("conflicting Content-Length headers")
+    [value] = distinct
+    if not value.isascii() or not value.isdigit():
+        raise ValueError(f"Content-Length {value[:20]!r} is not a non-negative number")
+    length = int(value)
+    if length > MAX_BODY_BYTES:
+        raise BodyTooLarge
+    return length
+
+
+def _chunk_size(line: bytes) -> int:
+    text = line.split(b";")[0].strip()
+    if not text or any(c not in b"0123456789abcdefABCDEF" for c in text) or len(text) > 16:
+        raise ValueError("bad chunk size")
+    return int(text, 16)
 
 
 class _Server(ThreadingHTTPServer):
@@ -157,24 +191,36 @@ def _handler(router: Router) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.0"
         server_version = "devhost"
 
+        # A client that stops sending mid-body frees its thread after this many seconds.
+        timeout = REQUEST_TIMEOUT_SECONDS
+
         def _read_body(self) -> bytes:
             if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                chunks = []
+                chunks, total = [], 0
                 while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    size = _chunk_size(self.rfile.readline(MAX_CHUNK_LINE))
                     if size == 0:
-                        self.rfile.readline()
+                        self.rfile.readline(MAX_CHUNK_LINE)
                         return b"".join(chunks)
+                    total += size
+                    if total > MAX_BODY_BYTES:
+                        raise BodyTooLarge
                     chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
-            length = int(self.headers.get("Content-Length") or 0)
+                    self.rfile.readline(MAX_CHUNK_LINE)
+            length = content_length(self.headers.get_all("Content-Length") or [])
             return self.rfile.read(length) if length else b""
 
         def _serve(self) -> None:
             try:
                 body = self._read_body()
-            except ValueError:
-                self._send(error(400, "BadRequest", "Unreadable request body"))
+            except BodyTooLarge:
+                self._send(error(413, "PayloadTooLarge", f"The body is larger than {MAX_BODY_BYTES} bytes"))
+                return
+            except ValueError as bad:
+                self._send(error(400, "BadRequest", f"Unreadable request body: {bad}"))
+                return
+            except OSError:  # the client went quiet (timeout) or away: nobody is left to answer
+                self.close_connection = True
                 return
             parts = urlsplit(self.path)
             headers: dict[str, str] = {}

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from shared_code.conversation.engine import Dialog, Effect, RecordAnswer, ScheduleDialog, StackRun, TurnOutput
 from shared_code.conversation.main_dialog import MainDialog
 from shared_code.conversation.proactive import send_proactive_message
-from shared_code.conversation.state import ConversationState, Frame, StateConflict
+from shared_code.conversation.state import ConversationState, Frame, StateConflict, StateTooLarge, remembered
 from shared_code.conversation.survey import SurveyAnswer, survey_dialog
-from shared_code.plumbing.errors import AppError, BadInput, RecipientGone, Upstream
+from shared_code.plumbing.errors import AppError, BadInput, RecipientGone, UntrustedServiceUrl, Upstream
 from shared_code.plumbing.settings import Settings
 from shared_code.protocol.activity import ConversationReference
 from shared_code.storage import queues
@@ -69,7 +69,7 @@ def handle_message(
     seen = f"activity:{activity_id}" if activity_id else ""
 
     def decide(current: ConversationState) -> _Decision | None:
-        if seen and seen in current.job_ids:
+        if seen and current.remembers(seen):
             log.info("activity %s was already handled in this conversation", activity_id)
             return None
         frames, restarted = _usable_frames(current, dialogs)
@@ -95,11 +95,12 @@ def begin_dialog(address: Address, dialog_id: str, job_id: str, services: Servic
     if not address.active:
         raise RecipientGone(f"the address is inactive ({address.inactive_reason or 'no reason recorded'})",
                             code="address_inactive")
+    _check_token_may_go(address, services)
     dialogs = dialogs_for(services.settings, address.reference.locale)
     conversation_id = address.conversation_id
 
     def decide(current: ConversationState) -> _Decision | None:
-        if job_id in current.job_ids:
+        if current.remembers(job_id):
             log.info("dialog job %s was already applied to this conversation", job_id)
             return None
         frames, _ = _usable_frames(current, dialogs)
@@ -127,12 +128,24 @@ def begin_dialog(address: Address, dialog_id: str, job_id: str, services: Servic
     return True
 
 
+def _check_token_may_go(address: Address, services: Services) -> None:
+    """UntrustedServiceUrl before the stack changes: the prompt could never be sent there (the connector
+    refuses it too), so the job is refused without a write to take back."""
+    if services.settings.local_mode or address.service_url_trusted:
+        return
+    if not services.credentials.is_trusted(address.reference.service_url):
+        raise UntrustedServiceUrl(
+            f"refusing to start a dialog at {address.reference.service_url!r}: the serviceUrl did not come from an "
+            "authenticated activity and is not in TrustedServiceUrls")
+
+
 def _undo_begin(address: Address, dialog_id: str, job_id: str, services: Services) -> None:
     def decide(current: ConversationState) -> _Decision | None:
         frames = current.frames
         if not frames or frames[-1].dialog_id != dialog_id or frames[-1].state.get("run") != job_id:
             return None  # the user has moved on (or another start won): leave it as it is
-        return _Decision(TurnOutput(frames[:-1], (), ()), job_ids=tuple(j for j in current.job_ids if j != job_id))
+        return _Decision(TurnOutput(frames[:-1], (), ()),
+                         job_ids=tuple(j for j in current.job_ids if j != remembered(job_id)))
 
     try:
         _run_turn(address.channel_id, address.conversation_id, decide, services)
@@ -163,15 +176,27 @@ def _run_turn(
     *,
     user_id: str = "",
 ) -> _Decision | None:
-    """Read, decide, save with the ETag; on a conflict read and decide again (bounded)."""
+    """Read, decide, save with the ETag; on a conflict read and decide again (bounded).
+
+    A stack that would not fit its row is never left unwritable: the turn is decided again over
+    a restarted stack (the main dialog, with a warning), as for state that cannot be read.
+    """
     store = services.dialog_state
+    too_large = ""
     for attempt in range(MAX_ATTEMPTS):
         current = store.load(channel_id, conversation_id)
+        if too_large:
+            current = current.unusable(too_large)
         decision = decide(current)
         if decision is None:
             return None
         try:
             store.save(current.with_stack(decision.output.frames, decision.job_ids))
+        except StateTooLarge as error:
+            if too_large:  # even a restarted stack does not fit: a dialog bug, not the user's input
+                raise
+            too_large = str(error)
+            continue
         except StateConflict as conflict:
             log.info("dialog state changed under turn (%s), re-running it (attempt %d)", conflict, attempt + 1)
             # Jitter: two writers that collided must not collide again in lockstep.

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared_code.conversation.engine import DialogContext, ScheduleDialog, Step
+from shared_code.plumbing.limits import MAX_ANSWER_CHARS, clip
 
 ASK_NAME = "What's your name?"
 INTERRUPT_COMMANDS = frozenset({"survey", "interrupt me"})
@@ -41,17 +42,20 @@ class MainDialog:
         step = _step(ctx.state)
         if not said:
             return Step.wait(self._pending_question(ctx.state))
+        # What the bot keeps or repeats of what the user typed is clipped: the state stays within its
+        # row, and a reply within the channel's message size, whatever the user sends.
+        said = clip(said, MAX_ANSWER_CHARS)
         if step is MainStep.NAME:
             ctx.state.update(step=MainStep.COLOUR.value, name=said)
             return Step.wait(f"Nice to meet you, {said}! What's your favourite colour?")
         if step is MainStep.COLOUR:
             ctx.state.update(step=MainStep.CHAT.value, colour=said, chats=0)
-            name = ctx.state.get("name", "friend")
+            name = _name(ctx.state, "friend")
             return Step.wait(
                 f"{said}, a fine colour, {name}. I'll remember that. Tell me anything, "
                 'or say "survey" and I\'ll interrupt you with one.'
             )
-        ctx.state["chats"] = int(ctx.state.get("chats", 0)) + 1
+        ctx.state["chats"] = _count(ctx.state, "chats") + 1
         return Step.wait(f"You said: {said}")
 
     def resume(self, ctx: DialogContext, result: Any) -> Step:
@@ -60,7 +64,7 @@ class MainDialog:
 
     def _pending_question(self, state: dict[str, Any]) -> str:
         step = _step(state)
-        name = state.get("name", "")
+        name = _name(state, "")
         if step is MainStep.NAME:
             return ASK_NAME
         if step is MainStep.COLOUR:
@@ -73,3 +77,15 @@ def _step(state: dict[str, Any]) -> MainStep:
         return MainStep(state.get("step", MainStep.NAME.value))
     except ValueError:
         return MainStep.NAME
+
+
+def _name(state: dict[str, Any], default: str) -> str:
+    # State saved before names were clipped may hold a longer one.
+    name = state.get("name", default)
+    return clip(name if isinstance(name, str) else default, MAX_ANSWER_CHARS)
+
+
+def _count(state: dict[str, Any], key: str) -> int:
+    # A stored state is read, not trusted: a count that is not a number starts again.
+    value = state.get(key, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

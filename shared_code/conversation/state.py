@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, UpdateMode
 
+from shared_code.plumbing import limits
 from shared_code.storage.keys import encode_key
 from shared_code.storage.tables import on_table
 
@@ -23,6 +25,10 @@ FORMAT_VERSION = 1
 # Ids already applied, newest last: proactive jobs, and the user's activities ("activity:<id>").
 # Redeliveries (a queue's retries, a channel's) come within minutes, so a short memory is enough.
 MAX_REMEMBERED_JOBS = 100
+# A longer id is remembered by its digest: a channel's 6,000-character activity ids cannot fill the row.
+MAX_REMEMBERED_ID_CHARS = 100
+# The stack is one string property: beyond this the state is restarted rather than left unwritable.
+MAX_STACK_CHARS = limits.MAX_PROPERTY_CHARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +58,31 @@ class ConversationState:
     problem: str = ""
 
     def with_stack(self, frames: tuple[Frame, ...], job_ids: tuple[str, ...] | None = None) -> ConversationState:
-        jobs = self.job_ids if job_ids is None else job_ids[-MAX_REMEMBERED_JOBS:]
+        jobs = self.job_ids if job_ids is None else tuple(map(remembered, job_ids))[-MAX_REMEMBERED_JOBS:]
         return ConversationState(self.channel_id, self.conversation_id, frames, jobs, self.etag, "")
+
+    def remembers(self, job_id: str) -> bool:
+        """Whether the job (or activity, "activity:<id>") was already applied here."""
+        return remembered(job_id) in self.job_ids
+
+    def unusable(self, problem: str) -> ConversationState:
+        """This state with its stack given up (restarted at the main dialog); the applied ids are kept."""
+        return ConversationState(self.channel_id, self.conversation_id, (), self.job_ids, self.etag, problem)
 
 
 class StateConflict(Exception):
     """Someone else wrote the conversation's state since it was read: read again and re-run."""
+
+
+class StateTooLarge(Exception):
+    """The stack would not fit its table row: the turn restarts the conversation instead."""
+
+
+def remembered(job_id: str) -> str:
+    """How an applied id is kept: as it is, or a digest when it is long."""
+    if len(job_id) <= MAX_REMEMBERED_ID_CHARS:
+        return job_id
+    return "sha256:" + hashlib.sha256(job_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def state_keys(channel_id: str, conversation_id: str) -> tuple[str, str]:
@@ -76,21 +101,31 @@ class DialogStateStore:
         except ResourceNotFoundError:
             return ConversationState(channel_id, conversation_id)
         etag = entity.metadata["etag"]
+        stack = entity.get("Stack")
+        if isinstance(stack, str) and limits.utf16_len(stack) > MAX_STACK_CHARS:
+            return ConversationState(channel_id, conversation_id, etag=etag,
+                                     problem=f"the stored stack is larger than {MAX_STACK_CHARS} characters")
         try:
-            frames, job_ids = decode_stack(entity.get("Stack"))
+            frames, job_ids = decode_stack(stack)
         except ValueError as bad:
             return ConversationState(channel_id, conversation_id, etag=etag, problem=str(bad))
+        # Ids remembered before digests (or beyond today's count) are brought within bounds as read.
+        job_ids = tuple(map(remembered, job_ids))[-MAX_REMEMBERED_JOBS:]
         return ConversationState(channel_id, conversation_id, frames, job_ids, etag)
 
     def save(self, state: ConversationState, *, now: datetime | None = None) -> None:
-        """Write `state` only if nobody wrote since it was read; StateConflict otherwise."""
+        """Write `state` only if nobody wrote since it was read; StateConflict otherwise, and
+        StateTooLarge (nothing written) when the stack would not fit its property."""
         partition, row = state_keys(state.channel_id, state.conversation_id)
+        stack = encode_stack(state.frames, state.job_ids)
+        if limits.utf16_len(stack) > MAX_STACK_CHARS:
+            raise StateTooLarge(f"the stack would be {limits.utf16_len(stack)} characters, more than {MAX_STACK_CHARS}")
         entity = {
             "PartitionKey": partition,
             "RowKey": row,
             "ChannelId": state.channel_id,
             "ConversationId": state.conversation_id,
-            "Stack": encode_stack(state.frames, state.job_ids),
+            "Stack": stack,
             "UpdatedAt": now or datetime.now(UTC),
         }
         try:

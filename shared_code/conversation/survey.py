@@ -11,6 +11,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.conversation.engine import DialogContext, RecordAnswer, Step
 from shared_code.plumbing.errors import ConfigError
+from shared_code.plumbing.limits import MAX_ANSWER_CHARS, clip
 from shared_code.protocol.content import best_locale
 from shared_code.storage.keys import encode_key
 from shared_code.storage.tables import ensure_table
@@ -64,15 +65,17 @@ class SurveyDialog:
         return Step.wait(self.prompt)
 
     def continue_(self, ctx: DialogContext, text: str) -> Step:
-        ctx.state["seen"] = int(ctx.state.get("seen", 0)) + 1
+        ctx.state["seen"] = _count(ctx.state, "seen") + 1
         if text.strip().lower() == DONE:
             return Step.end(self.back, result={"completed": False})
         if not self.questions:
             return Step.wait(self.prompt)
-        index = int(ctx.state.get("index", 0))
+        index = _count(ctx.state, "index")
         if index >= len(self.questions):  # the questions changed under a running survey
             return Step.end(self.thanks, self.back, result={"completed": True})
-        answer = RecordAnswer(str(ctx.state.get("run", "")), index, self.questions[index], text.strip())
+        # Clipped like every answer the bot keeps (limits.clip): a row holds it whatever the user typed.
+        answer = RecordAnswer(str(ctx.state.get("run", "")), index, self.questions[index],
+                              clip(text.strip(), MAX_ANSWER_CHARS))
         ctx.state["index"] = index + 1
         if index + 1 < len(self.questions):
             return Step.wait(self.questions[index + 1], effects=(answer,))
@@ -80,10 +83,16 @@ class SurveyDialog:
 
     def resume(self, ctx: DialogContext, result: Any) -> Step:
         # Nothing is ever begun on top of a survey; should it happen, ask again what is pending.
-        index = int(ctx.state.get("index", 0))
+        index = _count(ctx.state, "index")
         if self.questions and index < len(self.questions):
             return Step.wait(self.questions[index])
         return Step.wait(self.prompt)
+
+
+def _count(state: dict[str, Any], key: str) -> int:
+    # A stored state is read, not trusted: a position that is not a number starts again.
+    value = state.get(key, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 @dataclass(frozen=True, slots=True)

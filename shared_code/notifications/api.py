@@ -9,9 +9,18 @@ from urllib.parse import quote, urlsplit
 from shared_code.conversation.proactive import send_localized
 from shared_code.notifications import fanout
 from shared_code.notifications.audience import preview
-from shared_code.notifications.jobs import Job, JobKind, Target, TargetKind, parse_job
+from shared_code.notifications.jobs import (
+    MAX_ID_LENGTH,
+    Job,
+    JobKind,
+    Target,
+    TargetKind,
+    check_storable,
+    parse_job,
+)
 from shared_code.notifications.roster import installed_team
 from shared_code.notifications.store import NotificationState
+from shared_code.plumbing import limits
 from shared_code.plumbing.errors import BadInput, NotFound
 from shared_code.storage.addresses import Address
 
@@ -52,7 +61,7 @@ def notify(data: dict[str, Any], services: Services, *, request_url: str = "") -
     if at_once and job.kind is JobKind.DIALOG:
         return Answer(200, start_dialog(job, services))
     _check_target_exists(job, services)
-    notification, created = fanout.start(job, services)
+    notification, created = fanout.start(check_storable(job), services)
     base = _base_url(request_url, services)
     return Answer(202, {"id": notification.id, "status": f"{base}/api/notify/{quote(notification.id, safe='')}",
                         "created": created})
@@ -69,6 +78,7 @@ def start_dialog(job: Job, services: Services) -> dict[str, Any]:
 
 def status(notification_id: str, services: Services) -> Answer:
     """GET /api/notify/{id}: exact counts, summed over the page summaries (never the deliveries)."""
+    limits.identifier(notification_id, "id", MAX_ID_LENGTH)
     found = services.notifications.status(notification_id)
     if found is None:
         raise NotFound("no notification with that id")
@@ -77,6 +87,7 @@ def status(notification_id: str, services: Services) -> Answer:
 
 def cancel(notification_id: str, services: Services) -> Answer:
     """DELETE /api/notify/{id}: stop what has not been sent yet (page jobs check before sending)."""
+    limits.identifier(notification_id, "id", MAX_ID_LENGTH)
     if services.notifications.get(notification_id) is None:
         raise NotFound("no notification with that id")
     services.notifications.stop(notification_id, NotificationState.CANCELLED, "cancelled by the caller")

@@ -24,12 +24,14 @@ same id sent twice is one notification.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from shared_code.plumbing import limits
 from shared_code.plumbing.errors import BadInput
 from shared_code.protocol.content import (
     ACK_DEFAULT_TITLE,
@@ -152,22 +154,24 @@ def parse_job(data: Any, *, require_version: bool = True) -> Job:
     if not isinstance(data, dict):
         raise BadInput("a job must be a JSON object")
     if require_version or "v" in data:
-        if data.get("v") != VERSION:
+        if not is_version(data.get("v")):
             raise BadInput(f"unknown job version {data.get('v')!r}; this app reads version {VERSION}")
-    kind_value = data.get("kind") or ("dialog" if "dialog" in data else "message")
+    kind_value = data.get("kind", "dialog" if "dialog" in data else "message")
     try:
         kind = JobKind(kind_value)
     except ValueError:
         raise BadInput(f"unknown job kind {kind_value!r}; expected message or dialog") from None
     target = parse_target(data.get("to"))
+    limits.identifier(target.value, f"to.{target.kind.value}")
     job_id = data.get("id")
     if job_id is None:
         job_id = uuid.uuid4().hex
     if not isinstance(job_id, str) or not job_id or len(job_id) > MAX_ID_LENGTH:
         raise BadInput(f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+    limits.identifier(job_id, "id", MAX_ID_LENGTH)
     locale = data.get("locale")
-    if locale is not None and not isinstance(locale, str):
-        raise BadInput("locale must be a string such as en-US")
+    if locale is not None and (not isinstance(locale, str) or len(locale) > limits.MAX_LOCALE_CHARS):
+        raise BadInput(f"locale must be a string such as en-US, of at most {limits.MAX_LOCALE_CHARS} characters")
     not_before = parse_not_before(data.get("notBefore"))
     ack_title = parse_ack(data.get("ack"))
     if ack_title and kind is not JobKind.MESSAGE:
@@ -226,7 +230,19 @@ def parse_not_before(value: Any) -> datetime | None:
         raise BadInput(f"notBefore {value!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise BadInput(f"notBefore {value!r} needs a time zone (Z or +hh:mm)")
-    return parsed
+    return limits.moment(parsed, f"notBefore {value!r}")
+
+
+def is_version(value: Any) -> bool:
+    """The job is version 1: the number 1 (JSON's `true` is not, although Python says True == 1)."""
+    return not isinstance(value, bool) and value == VERSION
+
+
+def check_storable(job: Job) -> Job:
+    """A job that is kept (a notification's record) must fit one Table Storage property: a text map of
+    many locales, or text that JSON escapes (controls), can pass the per-message limit and still not."""
+    limits.fitting(json.dumps(job.to_json(), ensure_ascii=False), "the notification")
+    return job
 
 
 def enqueue(data: dict[str, Any], services: Services, *, delay_seconds: float = 0, queue_name: str | None = None) -> None:

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared_code.notifications import fanout, jobs
 from shared_code.notifications.jobs import Job, JobKind
-from shared_code.plumbing.errors import AppRejected, BadInput, Conflict, NotFound, RecipientGone
+from shared_code.plumbing import limits
+from shared_code.plumbing.errors import (
+    AppRejected,
+    BadInput,
+    Conflict,
+    NotFound,
+    RecipientGone,
+    TooLarge,
+    UntrustedServiceUrl,
+)
 from shared_code.storage import queues
 
 if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
     from shared_code.app.services import Services
 
 log = logging.getLogger(__name__)
+
+# What no retry can change: the job itself is wrong, or what it asks for is refused for good.
+FINAL_ERRORS = (BadInput, NotFound, AppRejected, Conflict, RecipientGone, TooLarge, UntrustedServiceUrl)
+# Errors only data can cause (text that cannot be encoded, a date out of range, runaway nesting):
+# the edges refuse such input, so one of these is a bug, but retrying it changes nothing either.
+DATA_ERRORS = (UnicodeError, OverflowError, RecursionError)
+MAX_POISON_REASON_CHARS = 1000
+# A poison record is JSON in base64 on a queue (64 KiB): at most 48 KiB of JSON, with a margin.
+MAX_POISON_RECORD_BYTES = 44 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,24 +53,61 @@ def handle_queue_message(body: bytes, services: Services, *, message_id: str = "
     notification of a public job that carries no `id`, so a redelivered job is not a second one.
     """
     try:
-        data = queues.decode_message(body)
         if len(body) > queues.MAX_QUEUE_MESSAGE_BYTES:
             raise BadInput(f"the queue message is larger than {queues.MAX_QUEUE_MESSAGE_BYTES // 1024} KiB")
-        work: Any = fanout.parse_internal(data) if fanout.is_internal(data) else _parse_public(data, message_id)
+        data = decode(body)
+        internal = isinstance(data, dict) and isinstance(data.get("kind"), str) and fanout.is_internal(data)
+        work: Any = _parse_internal(data) if internal else _parse_public(data, message_id)
     except BadInput as bad:
-        log.warning("job refused, moved to poison: %s", bad.message)
-        jobs.send_to_poison(body, bad.message, services)
-        return Handled(poisoned=bad.message)
+        reason = poison(body, bad.message, services)
+        log.warning("job refused, moved to poison: %s", reason)
+        return Handled(poisoned=reason)
     kind = work.kind.value if isinstance(work, Job) else type(work).__name__.removesuffix("Job").lower()
     notification_id = work.id if isinstance(work, Job) else work.notification
     try:
         run(work, services)
-    except (BadInput, NotFound, AppRejected, Conflict, RecipientGone) as final:
-        log.warning("job cannot succeed, moved to poison: %s", final.message)
-        reason = f"{final.code}: {final.message}"
-        jobs.send_to_poison(body, reason, services)
+    except FINAL_ERRORS as final:
+        reason = poison(body, f"{final.code}: {final.message}", services)
+        log.warning("job cannot succeed, moved to poison: %s", reason)
+        return Handled(kind, notification_id, poisoned=reason)
+    except DATA_ERRORS as error:
+        log.error("job failed on its own content, moved to poison: %s", type(error).__name__, exc_info=True)
+        reason = poison(body, f"unprocessable: {type(error).__name__}", services)
         return Handled(kind, notification_id, poisoned=reason)
     return Handled(kind, notification_id)
+
+
+def poison(body: bytes, reason: str, services: Services) -> str:
+    """Move the message to `<queue>-poison` with why; returns the reason as recorded.
+
+    The record must itself fit a queue message: a reason quoting the input is clipped, and a message
+    that JSON escaping and base64 would make too large keeps only its beginning, marked as cut.
+    """
+    reason = limits.clip(reason, MAX_POISON_REASON_CHARS)
+    text = body.decode("utf-8", "replace")
+    kept = text
+    while len(json.dumps({"reason": reason, "message": kept})) > MAX_POISON_RECORD_BYTES:
+        kept = text[: len(kept) // 2]
+    if kept != text:
+        kept += f"{limits.ELLIPSIS} [cut: {len(body)} bytes in all]"
+    jobs.send_to_poison(kept, reason, services)
+    return reason
+
+
+def decode(body: bytes) -> Any:
+    """The message's JSON within the limits of every edge (UTF-8, depth, well-formed text)."""
+    not_json = "the queue message is not UTF-8 JSON"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(not_json) from None
+    return limits.loads(text, "the queue message", not_json=not_json)
+
+
+def _parse_internal(data: dict[str, Any]) -> fanout.ScanJob | fanout.PageJob:
+    if not jobs.is_version(data.get("v")):
+        raise BadInput(f"unknown job version {data.get('v')!r}; this app reads version {jobs.VERSION}")
+    return fanout.parse_internal(data)
 
 
 def _parse_public(data: Any, message_id: str) -> Job:
@@ -89,4 +145,4 @@ def run_job(job: Job, services: Services) -> None:
 
             begin_dialog(address, job.dialog, job.id, services)
             return
-    fanout.start(job, services)
+    fanout.start(jobs.check_storable(job), services)

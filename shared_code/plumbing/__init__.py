@@ -1,4 +1,4 @@
-"""Plumbing: settings, errors, the HTTP edge, telemetry, the NCRONTAB parser. Knows nothing of bots.
+"""Plumbing: settings, errors, input limits, the HTTP edge, telemetry, the NCRONTAB parser. Knows nothing of bots.
 
 May import: nothing of ours.
 """

@@ -9,9 +9,12 @@ from typing import Any
 
 import azure.functions as func
 
+from shared_code.plumbing import limits
 from shared_code.plumbing.errors import AppError, BadInput, Throttled, TooLarge
 
 log = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 1000
 
 
 def read_json(req: func.HttpRequest, max_bytes: int) -> Any:
@@ -43,7 +46,8 @@ def json_response(status: int, body: Any = None, headers: dict[str, str] | None 
 
 
 def error_response(error: AppError) -> func.HttpResponse:
-    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    # A message may quote the input: clipped, so a huge bad value is not echoed back whole.
+    body: dict[str, Any] = {"code": error.code, "message": limits.clip(error.message, MAX_MESSAGE_CHARS)}
     headers: dict[str, str] = {}
     if isinstance(error, Throttled) and error.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(error.retry_after)))
@@ -60,9 +64,9 @@ def respond(handler: Callable[[], func.HttpResponse]) -> func.HttpResponse:
         return handler()
     except AppError as error:
         if error.status >= 500:
-            log.error("request failed: %s (%s)", error.code, error.message)
+            log.error("request failed: %s (%s)", error.code, limits.clip(error.message, MAX_MESSAGE_CHARS))
         else:
-            log.info("request refused: %s %s (%s)", error.status, error.code, error.message)
+            log.info("request refused: %s %s (%s)", error.status, error.code, limits.clip(error.message, MAX_MESSAGE_CHARS))
         return error_response(error)
     except Exception:
         log.exception("unexpected error while handling a request")
@@ -70,10 +74,8 @@ def respond(handler: Callable[[], func.HttpResponse]) -> func.HttpResponse:
 
 
 def parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput("the body is not valid JSON") from exc
+    """The body's JSON, within the limits every edge applies (depth, well-formed text)."""
+    return limits.loads(body, "the body")
 
 
 def csv_response(body: bytes, filename: str) -> func.HttpResponse:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
+from shared_code.plumbing import limits
 from shared_code.plumbing.errors import BadInput
 
 
@@ -22,7 +24,7 @@ class ChannelAccount:
             raise BadInput(f"activity.{what}.id is required")
         return cls(
             id=data["id"],
-            name=_opt_str(data.get("name")),
+            name=limits.clip(_opt_str(data.get("name")), limits.MAX_NAME_CHARS),
             aad_object_id=_opt_str(data.get("aadObjectId")),
             role=_opt_str(data.get("role")),
         )
@@ -52,7 +54,7 @@ class ConversationAccount:
             raise BadInput("activity.conversation.id is required")
         return cls(
             id=data["id"],
-            name=_opt_str(data.get("name")),
+            name=limits.clip(_opt_str(data.get("name")), limits.MAX_NAME_CHARS),
             is_group=bool(data.get("isGroup", False)),
             conversation_type=_opt_str(data.get("conversationType")),
             tenant_id=_opt_str(data.get("tenantId")),
@@ -141,7 +143,7 @@ class Activity:
         kind = data.get("type")
         if not isinstance(kind, str) or not kind:
             raise BadInput("activity.type is required")
-        return cls(
+        return _within_limits(cls(
             type=kind,
             id=_opt_str(data.get("id")),
             channel_id=_req_str(data, "channelId"),
@@ -155,12 +157,40 @@ class Activity:
             members_added=_accounts(data.get("membersAdded"), "membersAdded"),
             members_removed=_accounts(data.get("membersRemoved"), "membersRemoved"),
             raw=data,
-        )
+        ))
 
     @property
     def tenant_id(self) -> str:
         tenant = ((self.raw.get("channelData") or {}).get("tenant") or {}) if isinstance(self.raw.get("channelData"), dict) else {}
         return self.conversation.tenant_id or _opt_str(tenant.get("id") if isinstance(tenant, dict) else "")
+
+
+def _within_limits(activity: Activity) -> Activity:
+    """An incoming activity whose ids fit what is stored (limits.py); display names are clipped on parsing."""
+    checks = [(activity.type, "activity.type", limits.MAX_ID_CHARS),
+              (activity.id, "activity.id", limits.MAX_ACTIVITY_ID_CHARS),
+              (activity.channel_id, "activity.channelId", limits.MAX_ID_CHARS),
+              (activity.service_url, "activity.serviceUrl", limits.MAX_URL_CHARS),
+              (activity.locale, "activity.locale", limits.MAX_LOCALE_CHARS),
+              (activity.action, "activity.action", limits.MAX_ID_CHARS),
+              (activity.tenant_id, "activity.tenantId", limits.MAX_ID_CHARS),
+              (activity.conversation.id, "activity.conversation.id", limits.MAX_ID_CHARS),
+              (activity.conversation.conversation_type, "activity.conversation.conversationType", limits.MAX_ID_CHARS)]
+    accounts = [("from", activity.from_), ("recipient", activity.recipient)]
+    accounts += [("membersAdded", m) for m in activity.members_added] + [("membersRemoved", m) for m in activity.members_removed]
+    for what, account in accounts:
+        checks += [(account.id, f"activity.{what}.id", limits.MAX_ID_CHARS),
+                   (account.aad_object_id, f"activity.{what}.aadObjectId", limits.MAX_ID_CHARS),
+                   (account.role, f"activity.{what}.role", limits.MAX_ID_CHARS)]
+    for value, what, max_chars in checks:
+        limits.identifier(value, what, max_chars)
+    try:
+        parts = urlsplit(activity.service_url)
+    except ValueError:  # e.g. an unclosed [IPv6] host
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BadInput("activity.serviceUrl must be an absolute http(s) URL")
+    return activity
 
 
 def reference_from_activity(activity: Activity) -> ConversationReference:

@@ -11,6 +11,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared_code.plumbing import limits
 from shared_code.protocol.activity import ConversationReference, is_group_scope, scope_of, with_user
 from shared_code.storage.keys import encode_key
 from shared_code.storage.tables import is_table_missing, on_table
@@ -317,12 +318,17 @@ def _to_entity(address: Address) -> dict[str, Any]:
         "TeamId": address.team_id,
         "ServiceUrl": ref.service_url,
         "Locale": ref.locale,
-        "Reference": json.dumps(ref.to_json(), ensure_ascii=False),
+        "Reference": _reference_json(ref),
         "Active": address.active,
         "InactiveReason": address.inactive_reason,
         "ServiceUrlTrusted": address.service_url_trusted,
         "LastSeen": address.last_seen,
     }
+
+
+def _reference_json(reference: ConversationReference) -> str:
+    """The stored reference, which must fit one string property: the other properties are parts of it."""
+    return limits.fitting(json.dumps(reference.to_json(), ensure_ascii=False), "the conversation reference")
 
 
 def _from_entity(entity: dict[str, Any]) -> Address:

@@ -18,6 +18,7 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "job.v1.s
 
 GOOD = [
     {"v": 1, "to": "all", "text": "hi"},
+    {"v": 1, "to": {"conversation": "x" * 1024}, "text": "hi", "locale": "x" * 64},
     {"v": 1, "to": {"conversation": "c/1?#"}, "text": "hi", "locale": "fr-FR"},
     {"v": 1, "kind": "dialog", "dialog": "survey", "to": {"user": "u"}},
     {"v": 1, "dialog": "survey", "to": {"channel": "msteams"}, "id": "x" * 200},
@@ -38,6 +39,10 @@ GOOD = [
 ]
 BAD = [
     "not an object",
+    {"v": True, "to": "all", "text": "true is not 1"},
+    {"v": 1, "kind": None, "to": "all", "text": "a kind must be a kind"},
+    {"v": 1, "to": {"user": "x" * 1025}, "text": "hi"},
+    {"v": 1, "to": "all", "text": "hi", "locale": "x" * 65},
     {"to": "all", "text": "hi"},  # no version
     {"v": 2, "to": "all", "text": "hi"},
     {"v": 1, "kind": "scan", "to": "all", "text": "hi"},

@@ -1,0 +1,42 @@
+"""What the app has stored: every entity of its tables and the count of its queues' messages, to compare
+before and after an input (a refused input must leave it as it was)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableServiceClient
+from azure.storage.queue import QueueClient
+
+TABLE_SETTINGS = ("AddressesTableName", "DialogStateTableName", "SurveyAnswersTableName", "DeliveriesTableName",
+                  "NotificationsTableName")
+
+
+def snapshot(app_env: Any) -> frozenset[tuple[str, ...]]:
+    """(table setting, PartitionKey, RowKey, ETag) of every entity, plus the jobs queue's message count
+    (delayed messages included)."""
+    connection = app_env.values["AzureWebJobsStorage"]
+    service = TableServiceClient.from_connection_string(connection)
+    rows: set[tuple[str, ...]] = set()
+    for setting in TABLE_SETTINGS:
+        table = service.get_table_client(app_env.values[setting])
+        try:
+            for entity in table.list_entities(select=["PartitionKey", "RowKey"]):
+                rows.add((setting, entity["PartitionKey"], entity["RowKey"], str(entity.metadata.get("etag"))))
+        except ResourceNotFoundError:
+            pass
+    rows.add(("queue", str(queue_count(connection, app_env.values["JobsQueueName"]))))
+    return frozenset(rows)
+
+
+def queue_count(connection: str, name: str) -> int:
+    try:
+        return QueueClient.from_connection_string(connection, name).get_queue_properties().approximate_message_count
+    except ResourceNotFoundError:
+        return 0
+
+
+def snapshot_of_nothing(app_env: Any) -> frozenset[tuple[str, ...]]:
+    """What `snapshot` says of an app that has stored nothing at all."""
+    return frozenset({("queue", "0")})
