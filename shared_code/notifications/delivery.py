@@ -91,7 +91,7 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
         return {}
     page_record = check_page_job(job, store)
     known = ledger.page(job.notification, job.page)
-    addresses = services.addresses.get_many((k.channel_id, k.conversation_id) for k in job.keys if _well_formed(k))
+    addresses = services.addresses.get_many((k.channel_id, k.conversation_id) for k in job.keys if k.well_formed)
     tally: dict[Outcome, int] = {}
     results: list[tuple[RecipientKey, Result]] = []
     todo: list[tuple[RecipientKey, Delivery | None, Address | None]] = []
@@ -101,7 +101,7 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
         if record is not None and record.state not in (DeliveryState.RETRY, DeliveryState.IN_PROGRESS):
             results.append((key, Result(Outcome.ALREADY)))
             continue
-        if record is None and not _well_formed(key):
+        if record is None and not key.well_formed:
             # Saved before the edges checked ids (a lone surrogate, say): no URL can name it. It fails
             # alone, with its code; the rest of the page goes on.
             skips.append((key, DeliveryState.FAILED, "invalid_address"))
@@ -298,15 +298,6 @@ def in_flight_permits(size: int) -> Permits:
         if found is None:
             found = _permits[size] = Permits(size)
         return found
-
-
-def _well_formed(key: RecipientKey) -> bool:
-    try:
-        key.channel_id.encode("utf-8")
-        key.conversation_id.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _result(finish: Finish) -> Result:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared_code.notifications import jobs
 from shared_code.notifications.jobs import Job, TargetKind
-from shared_code.notifications.ledger import RecipientKey
+from shared_code.notifications.ledger import DeliveryState, RecipientKey
 from shared_code.notifications.store import Notification, NotificationState, NotificationStore, PageRecord
 from shared_code.plumbing.errors import BadInput, NotFound
 from shared_code.storage import queues
@@ -156,7 +156,17 @@ def run_scan(scan: ScanJob, services: Services, *, now: datetime | None = None) 
         store.mark_scan_done(scan.notification)
     else:
         jobs.enqueue(ScanJob(scan.notification, scan.index + 1, record.next_continuation).to_json(), services)
-    for chunk in split_keys(record.keys):
+    # An id saved before the edges checked them (a lone surrogate) fits no queue message: it fails
+    # here, alone, counted in its page, and the page job takes the others.
+    sendable = [key for key in record.keys if key.well_formed]
+    if len(sendable) < len(record.keys):
+        services.ledger.record_skips(scan.notification, page_id, [
+            (key, DeliveryState.FAILED, "invalid_address") for key in record.keys if not key.well_formed])
+        if not sendable:  # no page job will save this page's counts
+            from shared_code.notifications.delivery import page_counts
+
+            store.save_counts(scan.notification, page_id, lambda: page_counts(services, scan.notification, page_id))
+    for chunk in split_keys(sendable):
         jobs.enqueue(PageJob(scan.notification, page_id, chunk).to_json(), services)
     store.mark_page_enqueued(scan.notification, page_id)
 

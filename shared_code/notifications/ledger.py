@@ -57,6 +57,16 @@ class RecipientKey:
         raw = json.dumps([self.channel_id, self.conversation_id], ensure_ascii=False)
         return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
+    @property
+    def well_formed(self) -> bool:
+        """False for ids no URL or queue message can carry (a lone surrogate, saved before the edges checked)."""
+        try:
+            self.channel_id.encode("utf-8")
+            self.conversation_id.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+
     def to_json(self) -> list[str]:
         return [self.channel_id, self.conversation_id]
 
