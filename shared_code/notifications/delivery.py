@@ -316,12 +316,14 @@ def _deliver(claimed: Delivery, address: Address | None, notification: Notificat
     # A throttled try is retried here, uncounted, for a while; past a third of the lease (so no
     # other host mistakes the claim for a dead one), the recipient goes back to the queue, still uncounted.
     deadline = claimed.claimed_at + settings.delivery_lease_seconds / 3
+    activity_id = ""  # a dialog's first prompt: the dialog's, not the notification's to edit
     while True:
         pacer.acquire(address)
         try:
             if content["kind"] is JobKind.MESSAGE:
                 # Each recipient gets the content for its own locale.
-                send_localized(address, content["localized"], services, locale=content["locale"], retries=0)
+                activity_id = send_localized(address, content["localized"], services, locale=content["locale"],
+                                             retries=0)
             else:
                 from shared_code.conversation.dialogs import begin_dialog
 
@@ -356,7 +358,7 @@ def _deliver(claimed: Delivery, address: Address | None, notification: Notificat
             return Finish(claimed, DeliveryState.FAILED, error.code, error.message)
         if after_send is not None:
             after_send(claimed.key)
-        return Finish(claimed, DeliveryState.SENT)
+        return Finish(claimed, DeliveryState.SENT, activity_id=activity_id)
 
 
 _OUTCOME_OF = {

@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -86,6 +86,10 @@ class Delivery:
     code: str = ""
     detail: str = ""
     etag: str = ""
+    # Of a SENT message: the id the connector returned (empty when it returned none: Teams may split
+    # text and attachments into two messages; such a message cannot be edited or recalled), and when.
+    activity_id: str = ""
+    sent_at: datetime | None = None
 
 
 class ClaimOutcome(StrEnum):
@@ -113,11 +117,14 @@ class Finish:
     # does not use up one of the recipient's SendMaxAttempts.
     counted: bool = True
     retry_after: float = -1.0  # for RETRY: seconds the channel asked us to wait (-1: back off as usual)
+    activity_id: str = ""  # for SENT: what the connector answered
 
     @property
     def record(self) -> Delivery:
         attempts = self.claimed.attempts if self.counted else max(0, self.claimed.attempts - 1)
-        return Delivery(self.claimed.key, self.state, attempts, self.claimed.claimed_at, self.code, self.detail[:500])
+        sent_at = datetime.now(UTC) if self.state is DeliveryState.SENT else None
+        return Delivery(self.claimed.key, self.state, attempts, self.claimed.claimed_at, self.code, self.detail[:500],
+                        activity_id=self.activity_id, sent_at=sent_at)
 
 
 # An entity-group transaction holds at most 100 operations: a chunk's claims plus the
@@ -281,8 +288,7 @@ class Ledger:
 
 
 def _with_etag(record: Delivery, meta: dict[str, Any]) -> Delivery:
-    return Delivery(record.key, record.state, record.attempts, record.claimed_at, record.code, record.detail,
-                    str(meta.get("etag") or ""))
+    return replace(record, etag=str(meta.get("etag") or ""))
 
 
 def _to_entity(pk: str, record: Delivery) -> dict[str, Any]:
@@ -297,6 +303,8 @@ def _to_entity(pk: str, record: Delivery) -> dict[str, Any]:
         "Code": record.code,
         "Detail": record.detail,
         "UpdatedAt": datetime.now(UTC),
+        "ActivityId": record.activity_id,
+        **({"SentAt": record.sent_at} if record.sent_at is not None else {}),
     }
 
 
@@ -309,4 +317,6 @@ def _from_entity(entity: Any) -> Delivery:
         code=entity.get("Code") or "",
         detail=entity.get("Detail") or "",
         etag=str(entity.metadata.get("etag") or "") if hasattr(entity, "metadata") else "",
+        activity_id=entity.get("ActivityId") or "",
+        sent_at=entity.get("SentAt") if isinstance(entity.get("SentAt"), datetime) else None,
     )

@@ -54,7 +54,7 @@ def _recipient_rows(notification_id: str, page: list[dict[str, Any]], services: 
     for key, row in zip(keys, page, strict=True):
         address = addresses.get((key.channel_id, key.conversation_id))
         state = row.get("State") or ""
-        # TODO(lead): the ledger's names for these once it keeps them (sent time, connector activity id).
+        # Rows written before the ledger kept SentAt show when they were last updated.
         activity_id = str(row.get("ActivityId") or "")
         sent_at = row.get("SentAt") or (row.get("UpdatedAt") if state == DeliveryState.SENT.value else None)
         reaction = services.acknowledgements.reaction(key, activity_id) if activity_id else ""

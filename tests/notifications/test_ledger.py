@@ -60,3 +60,16 @@ def test_a_recipient_throttled_twenty_times_in_a_row_is_delivered_and_counted_as
     assert [len(connector.activities(f"hot-{i:05d}")) for i in range(3)] == [1, 1, 1]
     got = status(nid)
     assert (got["sent"], got["failed"]) == (3, 0)
+
+
+def test_the_ledger_keeps_the_activity_id_and_time_of_each_message_sent(app_env, connector):
+    from tests.notifications.test_fanout import FAST, broadcast, driver, is_done, seed
+
+    app_env.set(**FAST)
+    ids = seed(connector.url, 3)
+    nid = broadcast("kept", job_id="n-activity-ids")
+    driver(app_env).run_until(is_done(nid), timeout=30)
+
+    records = services.get().ledger.page(nid, "000000")
+    kept = {key.conversation_id: (record.activity_id, record.sent_at is not None) for key, record in records.items()}
+    assert kept == {cid: (connector.activities(cid)[0]["id"], True) for cid in ids}
