@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from shared_code.conversation.proactive import send_localized
 from shared_code.notifications import jobs
-from shared_code.notifications.conversation_limits import conversation_limiter
 from shared_code.notifications.fanout import PageJob, check_page_job
 from shared_code.notifications.jobs import JobKind
 from shared_code.notifications.ledger import (
@@ -32,10 +31,9 @@ from shared_code.notifications.ledger import (
     Finish,
     RecipientKey,
 )
-from shared_code.notifications.rate_budget import DEFAULT_PAUSE, shared_budget, tenant_key
-from shared_code.notifications.rate_limit import process_limiter
+from shared_code.notifications.pacing import Pacer, pacer_for
 from shared_code.notifications.sender import send_all
-from shared_code.notifications.store import Notification, NotificationState, PageCounts
+from shared_code.notifications.store import Notification, NotificationState, PageCounts, counts_of
 from shared_code.plumbing.errors import AppError, AppRejected, NotFound, RecipientGone, Throttled, Upstream
 from shared_code.storage.addresses import Address
 
@@ -44,7 +42,6 @@ if TYPE_CHECKING:  # the composition root sits above every package: named in ann
 
 log = logging.getLogger(__name__)
 
-MAX_SAMPLE_ERRORS = 3
 
 
 class Outcome(StrEnum):
@@ -119,7 +116,7 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
     stop = threading.Event()
     stop_reason: list[str] = []
     activity_fields = _content(notification)
-    pacer = _pacer(services)
+    pacer = pacer_for(services)
 
     def send_one(item: tuple[RecipientKey, Delivery, Address | None], take_token: Callable[[], None]) -> Finish:
         key, claimed, address = item
@@ -194,14 +191,7 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
 
 def page_counts(services: Services, notification_id: str, page: str) -> PageCounts:
     """A page's counts, from its ledger partition (at most a page of records)."""
-    counts = dict.fromkeys(DeliveryState, 0)
-    errors: list[dict[str, str]] = []
-    for record in services.ledger.page(notification_id, page).values():
-        counts[record.state] += 1
-        if record.state is DeliveryState.FAILED and len(errors) < MAX_SAMPLE_ERRORS:
-            errors.append({"code": record.code, "message": record.detail})
-    return PageCounts(0, counts[DeliveryState.SENT], counts[DeliveryState.FAILED], counts[DeliveryState.GONE],
-                      counts[DeliveryState.INACTIVE], tuple(errors), counts[DeliveryState.CANCELLED])
+    return counts_of(services.ledger.page(notification_id, page).values())
 
 
 def _record_cancelled(job: PageJob, services: Services) -> dict[Outcome, int]:
@@ -224,40 +214,6 @@ def _content(notification: Notification) -> dict[str, Any]:
     job = notification.job
     localized = job.localized() if job.kind is JobKind.MESSAGE else None
     return {"kind": job.kind, "localized": localized, "locale": job.locale, "dialog": job.dialog, "id": job.id}
-
-
-class _Pacer:
-    """When a send may go. In this order: the conversation's own limits (in process: a burst to one
-    conversation comes from one process), the instance's ceiling (SendRatePerSecond), then a slot of the
-    tenant's budget shared by every instance (rate_budget), taken last so the send follows it at once."""
-
-    def __init__(self, services: Services) -> None:
-        settings = services.settings
-        self._conversations = conversation_limiter()
-        self._instance = process_limiter(settings.send_rate_per_second)
-        self._budget = shared_budget(services.table_service, settings)
-        self._scale = settings.retry_delay_scale
-
-    def acquire(self, address: Address) -> None:
-        self._conversations.acquire(f"{address.channel_id}:{address.conversation_id}")
-        self._instance.acquire()
-        self._budget.acquire(_tenant(address))
-
-    def throttled(self, address: Address, retry_after: float | None) -> float:
-        """The channel answered 429: the tenant pauses for every instance (and slows down); the seconds
-        this sender waits before it tries again."""
-        wait = (retry_after if retry_after is not None else DEFAULT_PAUSE) * self._scale
-        self._budget.throttled(_tenant(address), wait)
-        return wait
-
-
-def _tenant(address: Address) -> str:
-    reference = address.reference
-    return tenant_key(reference.tenant_id or reference.conversation.tenant_id, reference.service_url)
-
-
-def _pacer(services: Services) -> _Pacer:
-    return _Pacer(services)
 
 
 class Permits:
@@ -308,7 +264,7 @@ def _result(finish: Finish) -> Result:
 
 
 def _deliver(claimed: Delivery, address: Address | None, notification: Notification, services: Services,
-             content: dict[str, Any], pacer: _Pacer, after_send: AfterSend | None) -> Finish:
+             content: dict[str, Any], pacer: Pacer, after_send: AfterSend | None) -> Finish:
     """Send to one claimed recipient; its outcome, for the ledger. Raises AppRejected (stop everything)."""
     settings = services.settings
     if address is None or not address.active:  # a retried recipient whose address went away meanwhile

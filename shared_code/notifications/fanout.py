@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from shared_code.notifications import jobs
 from shared_code.notifications.jobs import Job, TargetKind
 from shared_code.notifications.ledger import DeliveryState, RecipientKey
-from shared_code.notifications.store import Notification, NotificationState, NotificationStore, PageRecord
+from shared_code.notifications.store import Notification, NotificationState, NotificationStore, PageRecord, counts_of
 from shared_code.plumbing.errors import BadInput, NotFound
 from shared_code.storage import queues
 
@@ -163,9 +163,8 @@ def run_scan(scan: ScanJob, services: Services, *, now: datetime | None = None) 
         services.ledger.record_skips(scan.notification, page_id, [
             (key, DeliveryState.FAILED, "invalid_address") for key in record.keys if not key.well_formed])
         if not sendable:  # no page job will save this page's counts
-            from shared_code.notifications.delivery import page_counts
-
-            store.save_counts(scan.notification, page_id, lambda: page_counts(services, scan.notification, page_id))
+            store.save_counts(scan.notification, page_id,
+                              lambda: counts_of(services.ledger.page(scan.notification, page_id).values()))
     for chunk in split_keys(sendable):
         jobs.enqueue(PageJob(scan.notification, page_id, chunk).to_json(), services)
     store.mark_page_enqueued(scan.notification, page_id)

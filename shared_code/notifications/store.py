@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,7 +22,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.notifications.jobs import Job
-from shared_code.notifications.ledger import RecipientKey
+from shared_code.notifications.ledger import Delivery, DeliveryState, RecipientKey
 from shared_code.plumbing.errors import Conflict
 from shared_code.storage.keys import encode_key
 from shared_code.storage.tables import ensure_table
@@ -30,6 +31,7 @@ NOTIFICATION_ROW = "notification"
 PAGE_PREFIX = "page."
 _KEYS_CHUNK = 30_000  # characters per string property (Table Storage allows 64 KiB = 32K UTF-16 units)
 MAX_SAMPLE_ERRORS = 5
+PAGE_SAMPLE_ERRORS = 3  # failures a page keeps as examples
 
 
 class NotificationState(StrEnum):
@@ -126,6 +128,18 @@ class Status:
         if n.job.not_before is not None:
             out["notBefore"] = n.job.not_before.isoformat()
         return out
+
+
+def counts_of(records: Iterable[Delivery]) -> PageCounts:
+    """A page's counts from its ledger records, with a sample of the failures."""
+    counts = dict.fromkeys(DeliveryState, 0)
+    errors: list[dict[str, str]] = []
+    for record in records:
+        counts[record.state] += 1
+        if record.state is DeliveryState.FAILED and len(errors) < PAGE_SAMPLE_ERRORS:
+            errors.append({"code": record.code, "message": record.detail})
+    return PageCounts(0, counts[DeliveryState.SENT], counts[DeliveryState.FAILED], counts[DeliveryState.GONE],
+                      counts[DeliveryState.INACTIVE], tuple(errors), counts[DeliveryState.CANCELLED])
 
 
 def payload_hash(job: Job) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from shared_code.notifications import fanout, jobs
 from shared_code.notifications.ledger import TERMINAL, ClaimOutcome, DeliveryState
-from shared_code.notifications.store import Notification, PageRecord
+from shared_code.notifications.store import Notification, PageRecord, counts_of
 
 if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
     from shared_code.app.services import Services
@@ -133,7 +133,5 @@ def _fail(services: Services, notification_id: str, page: PageRecord, unfinished
 
 
 def _save_counts(services: Services, notification_id: str, page: PageRecord) -> None:
-    from shared_code.notifications.delivery import page_counts
-
     services.notifications.save_counts(notification_id, page.page,
-                                       lambda: page_counts(services, notification_id, page.page))
+                                       lambda: counts_of(services.ledger.page(notification_id, page.page).values()))

@@ -210,14 +210,14 @@ def test_a_429_is_waited_out_and_retried_without_using_up_an_attempt(app_env, co
 
 
 def test_a_429_pauses_every_sender_to_that_tenant_for_its_retry_after(app_env, connector):
-    from shared_code.notifications import delivery
+    from shared_code.notifications import pacing
     from shared_code.notifications.rate_budget import shared_budget
     from shared_code.storage.addresses import Address
 
     app_env.set(RetryDelayScale="1")
     address = Address(reference(connector.url, "t-1"))
     app = services.get()
-    delivery._pacer(app).throttled(address, 2.0)
+    pacing.pacer_for(app).throttled(address, 2.0)
 
     # Any sender of any page (or instance: the budget is a table row) waits out the Retry-After too.
-    assert shared_budget(app.table_service, app.settings).acquire(delivery._tenant(address)) > 1.0
+    assert shared_budget(app.table_service, app.settings).acquire(pacing.tenant_of(address)) > 1.0
