@@ -62,8 +62,10 @@ class Services:
     @cached_property
     def connector(self) -> ConnectorClient:
         from shared_code.protocol.connector import ConnectorClient
+        from shared_code.protocol.conversation_limits import ConversationLimiter
 
-        return ConnectorClient(self.credentials, self.http_session)
+        # One per process (as this object is): Teams' per-conversation limits, kept in memory.
+        return ConnectorClient(self.credentials, self.http_session, conversations=ConversationLimiter())
 
     @cached_property
     def storage_credential(self):  # noqa: ANN201 - ManagedIdentityCredential

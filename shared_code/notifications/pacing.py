@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared_code.notifications.conversation_limits import conversation_limiter
 from shared_code.notifications.rate_budget import DEFAULT_PAUSE, shared_budget, tenant_key
 from shared_code.notifications.rate_limit import process_limiter
 from shared_code.storage.addresses import Address
@@ -18,19 +17,17 @@ if TYPE_CHECKING:  # the composition root sits above every package: named in ann
 
 
 class Pacer:
-    """When a send may go. In this order: the conversation's own limits (in process: a burst to one
-    conversation comes from one process), the instance's ceiling (SendRatePerSecond), then a slot of the
-    tenant's budget shared by every instance (rate_budget), taken last so the send follows it at once."""
+    """When a send may go: the instance's ceiling (SendRatePerSecond), then a slot of the tenant's budget
+    shared by every instance (rate_budget), taken last so the send follows it at once. The conversation's
+    own limits are the connector's (protocol.conversation_limits): every path to a conversation waits there."""
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
-        self._conversations = conversation_limiter()
         self._instance = process_limiter(settings.send_rate_per_second)
         self._budget = shared_budget(services.table_service, settings)
         self._scale = settings.retry_delay_scale
 
     def acquire(self, address: Address) -> None:
-        self._conversations.acquire(f"{address.channel_id}:{address.conversation_id}")
         self._instance.acquire()
         self._budget.acquire(tenant_of(address))
 

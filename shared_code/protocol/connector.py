@@ -19,6 +19,7 @@ from requests.adapters import HTTPAdapter
 
 from shared_code.plumbing.errors import AppError, AppRejected, BadInput, RecipientGone, Throttled, Upstream
 from shared_code.protocol.activity import ConversationReference
+from shared_code.protocol.conversation_limits import ConversationLimiter
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +95,23 @@ class ConnectorClient:
         *,
         timeout: tuple[float, float] = TIMEOUT,
         sleep: Callable[[float], None] = time.sleep,
+        conversations: ConversationLimiter | None = None,
     ) -> None:
         self._credentials = credentials
         self._session = session or new_session()
         self._timeout = timeout
         self._sleep = sleep
+        # Every message to a conversation (a reply, a dialog's prompt, a broadcast's) waits for the
+        # conversation's own limits here, so no path can burst past them.
+        self._conversations = conversations
 
     def send_to_conversation(
         self, reference: ConversationReference, activity: dict[str, Any], *, trusted: bool, retries: int = 0
     ) -> str:
         """POST the activity to the conversation; returns the channel's activity id."""
         url = f"{_base(reference.service_url)}/v3/conversations/{quote(reference.conversation.id, safe='')}/activities"
-        return self._post(reference.service_url, url, activity, trusted=trusted, retries=retries).get("id", "")
+        return self._post(reference.service_url, url, activity, trusted=trusted, retries=retries,
+                          conversation=reference).get("id", "")
 
     def reply_to_activity(
         self,
@@ -121,7 +127,8 @@ class ConnectorClient:
             f"/activities/{quote(reply_to_id, safe='')}"
         )
         body = dict(activity, replyToId=reply_to_id)
-        return self._post(reference.service_url, url, body, trusted=trusted, retries=retries).get("id", "")
+        return self._post(reference.service_url, url, body, trusted=trusted, retries=retries,
+                          conversation=reference).get("id", "")
 
     def create_conversation(
         self, service_url: str, parameters: dict[str, Any], *, trusted: bool, retries: int = 0
@@ -220,12 +227,15 @@ class ConnectorClient:
             return data if isinstance(data, dict) else {}
         raise _error_for(response)
 
-    def _post(self, service_url: str, url: str, body: dict[str, Any], *, trusted: bool, retries: int) -> dict[str, Any]:
+    def _post(self, service_url: str, url: str, body: dict[str, Any], *, trusted: bool, retries: int,
+              conversation: ConversationReference | None = None) -> dict[str, Any]:
         """POST with bounded retries on what is safe to retry: 429/503 (the message was not taken),
         412/502/504 with backoff, and one retry with a fresh token after a 401."""
         attempt = 0
         refreshed_token = False
         while True:
+            if conversation is not None and self._conversations is not None:
+                self._conversations.acquire(f"{conversation.channel_id}:{conversation.conversation.id}")
             try:
                 return self._post_once(service_url, url, body, trusted=trusted)
             except _TokenRejected as exc:

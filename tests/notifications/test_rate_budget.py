@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from shared_code.notifications.conversation_limits import TEAMS_CONVERSATION_LIMITS, ConversationLimiter
 from shared_code.notifications.rate_budget import (
     CHUNK_SECONDS,
     DECREASE,
@@ -20,6 +19,7 @@ from shared_code.notifications.rate_budget import (
     lease_from,
     throttle,
 )
+from shared_code.protocol.conversation_limits import TEAMS_CONVERSATION_LIMITS, ConversationLimiter
 
 LIMIT = 48.0
 

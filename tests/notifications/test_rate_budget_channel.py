@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from azure.data.tables import TableClient
 
-from shared_code.notifications.conversation_limits import ConversationLimiter
 from shared_code.notifications.rate_budget import RateBudget
+from shared_code.protocol.conversation_limits import ConversationLimiter
 from stubs.connector import ChannelLimits, ConnectorStub
 
 

@@ -88,15 +88,3 @@ class ConversationLimiter:
         while len(self._sent) > max(1, self.max_conversations):  # `keep` is the most recent: it goes last
             self._sent.popitem(last=False)
 
-
-# One limiter for the whole process (every page job an instance runs). A cache that is safe to lose.
-_limiter: ConversationLimiter | None = None
-_limiter_lock = threading.Lock()
-
-
-def conversation_limiter() -> ConversationLimiter:
-    global _limiter
-    with _limiter_lock:
-        if _limiter is None:
-            _limiter = ConversationLimiter()
-        return _limiter
