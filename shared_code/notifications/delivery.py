@@ -31,7 +31,7 @@ from shared_code.notifications.ledger import (
     Finish,
     RecipientKey,
 )
-from shared_code.notifications.pacing import Pacer, pacer_for
+from shared_code.notifications.pacing import Pacer, pacer_for, tenant_of
 from shared_code.notifications.sender import send_all
 from shared_code.notifications.store import Notification, NotificationState, PageCounts, counts_of
 from shared_code.plumbing.errors import AppError, AppRejected, NotFound, RecipientGone, Throttled, Upstream
@@ -128,12 +128,12 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
             # Not this recipient's fault: leave it claimable, in case an operator restarts the broadcast.
             return Finish(claimed, DeliveryState.RETRY, "stopped", "the broadcast was stopped")
 
-    # Claimed but not yet recorded, across every page job of this process: at most SendConcurrency.
-    # That is what a process that dies leaves in doubt (outcome_unknown), whatever its host runs at once.
-    permits = in_flight_permits(settings.send_concurrency)
-    chunk_size = max(1, min(settings.send_concurrency, MAX_CHUNK))
+    # Claimed but not yet recorded, across every page job of this process: at most SendConcurrency per
+    # tenant. That is what a process that dies leaves in doubt (outcome_unknown), whatever its host runs
+    # at once. Per tenant, so that page jobs waiting for one tenant's budget never hold up another's.
     finishes: list[Finish] = []
-    held = taken = 0
+    held: tuple[Permits, int] | None = None  # the permits of `finishes`
+    taken: tuple[Permits, int] | None = None  # acquired for a chunk not yet claimed
 
     def record(more: list[tuple[RecipientKey, Delivery | None]]) -> list[Claim]:
         """Write `finishes` (and claim `more`) in one transaction; the permits of what was written go back."""
@@ -141,23 +141,24 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
         claims = ledger.settle(job.notification, job.page, finishes, more)
         results.extend((finish.claimed.key, _result(finish)) for finish in finishes)
         finishes = []
-        permits.release(held)
-        held = 0
+        if held is not None:
+            held[0].release(held[1])
+            held = None
         return claims
 
     try:
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start:start + chunk_size]
+        for tenant, chunk in _chunks_by_tenant(todo, max(1, min(settings.send_concurrency, MAX_CHUNK))):
             if stop.is_set():
                 results.extend((key, Result(Outcome.STOPPED)) for key, _, _ in chunk)
                 continue
+            permits = in_flight_permits(settings.send_concurrency, tenant)
             if not permits.try_acquire(len(chunk)):
-                if held:  # other page jobs are sending: give back ours before waiting
+                if held is not None:  # other page jobs are sending: give back ours before waiting
                     record([])
                 permits.acquire(len(chunk))
-            taken = len(chunk)
+            taken = (permits, len(chunk))
             claims = record([(key, known_record) for key, known_record, _ in chunk])
-            held, taken = taken, 0
+            held, taken = taken, None
             sendable = []
             for (key, _, address), claim in zip(chunk, claims, strict=True):
                 if claim.outcome is ClaimOutcome.DONE:
@@ -168,10 +169,12 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
                     assert claim.delivery is not None
                     sendable.append((key, claim.delivery, address))
             finishes = [finish for _, finish in send_all(sendable, send_one, concurrency=settings.send_concurrency)]
-        if finishes or held:
+        if finishes or held is not None:
             record([])
     finally:
-        permits.release(held + taken)
+        for permits_held in (held, taken):
+            if permits_held is not None:
+                permits_held[0].release(permits_held[1])
 
     if stop_reason:
         store.stop(job.notification, NotificationState.STOPPED, stop_reason[0])
@@ -243,17 +246,29 @@ class Permits:
                 self._changed.notify_all()
 
 
-# One per SendConcurrency value for the whole process; safe to lose (a new one starts empty-handed).
-_permits: dict[int, Permits] = {}
+# One per SendConcurrency value and tenant for the whole process; safe to lose (a new one starts empty-handed).
+_permits: dict[tuple[int, str], Permits] = {}
 _permits_lock = threading.Lock()
 
 
-def in_flight_permits(size: int) -> Permits:
+def in_flight_permits(size: int, tenant: str) -> Permits:
     with _permits_lock:
-        found = _permits.get(size)
+        found = _permits.get((size, tenant))
         if found is None:
-            found = _permits[size] = Permits(size)
+            found = _permits[(size, tenant)] = Permits(size)
         return found
+
+
+Todo = tuple[RecipientKey, Delivery | None, Address | None]
+
+
+def _chunks_by_tenant(todo: list[Todo], size: int) -> list[tuple[str, list[Todo]]]:
+    """The page's recipients in chunks of one tenant each, tenants in the order they first appear."""
+    groups: dict[str, list[Todo]] = {}
+    for item in todo:
+        groups.setdefault(tenant_of(item[2]) if item[2] is not None else "", []).append(item)
+    return [(tenant, items[start:start + size]) for tenant, items in groups.items()
+            for start in range(0, len(items), size)]
 
 
 def _result(finish: Finish) -> Result:
