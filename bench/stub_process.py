@@ -12,13 +12,22 @@ import time
 from typing import Any
 
 
-def _serve(latency: float, conn: Any) -> None:
-    from stubs.connector import ConnectorStub
+def _serve(latency: float, tenant_limit: int | None, conn: Any) -> None:
+    from stubs.connector import ChannelLimits, ConnectorStub
 
-    with ConnectorStub(latency=latency) as stub:
+    limits = ChannelLimits(tenant_limit=tenant_limit) if tenant_limit else None
+    with ConnectorStub(latency=latency, limits=limits) as stub:
         conn.send(stub.url)
         while True:
             command = conn.recv()
+            if command == "stats":
+                arrivals = sorted(t for times in stub.all_arrival_times().values() for t in times)
+                conn.send({"delivered": len(arrivals), "first": arrivals[0] if arrivals else 0.0,
+                           "last": arrivals[-1] if arrivals else 0.0,
+                           "throttled": limits.throttled_total() if limits else 0,
+                           "max_in_any_second": max((limits.max_in_any_second(t) for t in limits.tenants()),
+                                                    default=0) if limits else 0})
+                continue
             conn.send(stub.total_delivered())
             if command == "stop":
                 return
@@ -27,16 +36,21 @@ def _serve(latency: float, conn: Any) -> None:
 class StubProcess:
     """`with StubProcess(0.020) as stub:` serves at `stub.url`; `stub.delivered()` counts stored activities."""
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, *, tenant_limit: int | None = None) -> None:
         ctx = mp.get_context("spawn")  # no fork: the parent may hold threads and sockets
         self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(latency, child), daemon=True)
+        self._process = ctx.Process(target=_serve, args=(latency, tenant_limit, child), daemon=True)
         self.url = ""
 
     def __enter__(self) -> StubProcess:
         self._process.start()
         self.url = self._conn.recv()
         return self
+
+    def stats(self) -> dict:
+        """Delivered count, first and last arrival (epoch seconds), 429s answered, most in any sliding second."""
+        self._conn.send("stats")
+        return self._conn.recv()
 
     def delivered(self) -> int:
         self._conn.send("count")

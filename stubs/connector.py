@@ -151,6 +151,14 @@ class ChannelLimits:
         with self._lock:
             return self._max.get(tenant, 0)
 
+    def tenants(self) -> list[str]:
+        with self._lock:
+            return sorted(set(self._sent) | set(self._throttled))
+
+    def throttled_total(self) -> int:
+        with self._lock:
+            return sum(self._throttled.values())
+
 
 class ConnectorStub:
     """`/v3/conversations/...` routes. Records what each conversation received.
@@ -216,6 +224,10 @@ class ConnectorStub:
     def all_activities(self) -> dict[str, list[dict[str, Any]]]:
         with self._lock:
             return {k: list(v) for k, v in self._activities.items() if v}
+
+    def all_arrival_times(self) -> dict[str, list[float]]:
+        with self._lock:
+            return {cid: list(times) for cid, times in self._arrivals.items()}
 
     def arrival_times(self, conversation_id: str) -> list[float]:
         """When each of the conversation's activities arrived (epoch seconds), in order."""
