@@ -58,7 +58,7 @@ def token_fetches_per_broadcast(recipients: int = 1000) -> Figure:
             ConnectorStub(token_check=login.is_valid) as connector:
         os.environ.update(app_settings(connection, MicrosoftAppId=APP_ID, MicrosoftAppPassword=APP_PASSWORD,
                                        ToChannelFromBotLoginUrl=login.login_url(), SendConcurrency="32",
-                                       SendRatePerSecond="1000"))
+                                       SendRatePerSecond="1000", TenantSendRatePerSecond="1000"))
         from shared_code.app import services
 
         services.reset()

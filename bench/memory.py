@@ -54,7 +54,7 @@ def measure() -> Figure:
     peaks: dict[int, dict] = {}
     with storage() as connection, StubProcess(0.0) as stub:
         for count in SIZES:
-            settings = app_settings(connection, SendConcurrency="32", SendRatePerSecond="1000")
+            settings = app_settings(connection, SendConcurrency="32", SendRatePerSecond="1000", TenantSendRatePerSecond="1000")
             _seed(settings, stub.url, count)
             done = subprocess.run([sys.executable, "-m", "bench.memory", "--child"], cwd=ROOT,
                                   env=dict(os.environ, **settings), capture_output=True, text=True,

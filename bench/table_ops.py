@@ -38,7 +38,8 @@ def measure() -> Figure:
             counts[table] += 1
 
     with storage() as connection, StubProcess(0.0) as stub:
-        settings = app_settings(connection, SendConcurrency="32", SendRatePerSecond="2000", BroadcastPageSize="500")
+        settings = app_settings(connection, SendConcurrency="32", SendRatePerSecond="2000", TenantSendRatePerSecond="2000",
+                                BroadcastPageSize="500")
         app = Services(load_settings(settings))
         # The same client the app builds, with the counting hook: the cached property is filled in first.
         app.__dict__["table_service"] = TableServiceClient.from_connection_string(connection, raw_request_hook=count)
