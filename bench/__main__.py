@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from bench import (
     auth_fetches,
     broadcast,
+    channel_limit,
     cold_start,
     end_to_end,
     memory,
@@ -33,6 +34,7 @@ FIGURES = {
     "memory": memory.measure,
     "rate_budget": rate_budget.measure,
     "table_ops": table_ops.measure,
+    "channel_limit": channel_limit.measure,
     "report_memory": report_memory.measure,
 }
 

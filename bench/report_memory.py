@@ -88,7 +88,7 @@ def measure() -> Figure:
     small, large = (peaks[n] for n in SIZES)
     apart = (large["peak_kb"] - small["peak_kb"]) / 1024
     return Figure(
-        f"7. peak RSS of one process building a notification's CSV report, {SIZES[0]:,} vs {SIZES[1]:,} recipients "
+        f"10. peak RSS of one process building a notification's CSV report, {SIZES[0]:,} vs {SIZES[1]:,} recipients "
         f"({large['bytes'] / 2**20:.1f} MB of CSV in {large['seconds']:.0f} s; after imports and clients: "
         f"{small['ready_kb'] / 1024:.0f} MB)",
         f"{SIZES[1]:,}: {large['peak_kb'] / 1024:.1f} MB", f"{SIZES[0]:,}: {small['peak_kb'] / 1024:.1f} MB",
