@@ -229,9 +229,11 @@ def _read_roster_page(notification: Notification, scan: ScanJob, services: Servi
     try:
         page = roster.read_page(notification.job.target.value, services, continuation=token,
                                 page_size=services.settings.broadcast_page_size)
-    except RecipientGone as gone:
+    except RecipientGone as gone:  # saved as uninstalled (410), or the roster refused (403/404)
+        if gone.code != "team_uninstalled":
+            gone = RecipientGone(f"the bot can no longer read the team's roster ({gone.code})", code="team_uninstalled")
         services.notifications.stop(notification.id, NotificationState.STOPPED, f"{gone.code}: {gone.message}")
-        raise
+        raise gone from None
     channel_id = page.team.root.channel_id
     keys = member_index.first_listings(services.notifications.table, notification.id, page_id,
                                        [RecipientKey(channel_id, member.id) for member in page.members])

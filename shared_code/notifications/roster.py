@@ -64,17 +64,19 @@ def saved_personal_addresses(members: Iterable[RosterMember], team: Team, servic
 
 
 def personal_address(
-    member: RosterMember, team: Team, services: Services, *, saved: dict[str, Address] | None = None
+    member: RosterMember, team: Team, services: Services, *, saved: dict[str, Address] | None = None,
+    retries: int = 2,
 ) -> Address:
     """The member's personal address: the saved one (from `saved`, or looked up), else a 1:1 created
     now (POST /v3/conversations with the team's tenant), saved as the member's address and returned.
-    Creating counts against the channel's limits as a send does: Throttled/Upstream reach the caller."""
+    Creating counts against the channel's limits as a send does: Throttled/Upstream reach the caller
+    (after `retries`; a caller that paces each call itself passes 0)."""
     known = saved if saved is not None else saved_personal_addresses([member], team, services)
     if member.id in known:
         return known[member.id]
     tenant_id = team.tenant_id or member.tenant_id
     conversation_id = services.connector.create_personal_conversation(
-        team.service_url, team.root.bot.id, member.id, tenant_id, trusted=team.service_url_trusted, retries=2
+        team.service_url, team.root.bot.id, member.id, tenant_id, trusted=team.service_url_trusted, retries=retries
     )
     reference = ConversationReference(
         channel_id=team.root.channel_id,
@@ -113,8 +115,8 @@ class TeamMembers:
 
     def create(self, member_id: str, services: Services) -> Address:
         """The member's 1:1, created with the team's tenant and saved (Throttled/Upstream/RecipientGone as
-        the connector raises them)."""
-        return personal_address(RosterMember(member_id), self.team, services, saved={})
+        the connector raises them: the caller paces and retries, so the connector does not)."""
+        return personal_address(RosterMember(member_id), self.team, services, saved={}, retries=0)
 
 
 def team_members(team_id: str, member_ids: Iterable[str], services: Services) -> TeamMembers:
