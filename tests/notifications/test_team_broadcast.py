@@ -7,9 +7,11 @@ import json
 from collections import Counter
 
 import pytest
+from azure.functions.timer import TimerRequest
 
 import MessagesFunction
 import NotifyQueueFunction
+import ScheduledNotificationsFunction
 from shared_code.app import services
 from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference
 from stubs.connector import Fault, create_fault_key
@@ -194,3 +196,38 @@ def test_team_broadcast_stops_with_the_reason_when_the_team_is_uninstalled_durin
     assert got["stopReason"].startswith("team_uninstalled:")
     assert connector.conversations_created == 0
     assert [json.loads(text)["reason"].split(":")[0] for text in host.poisoned()] == ["team_uninstalled"]
+
+
+def test_team_page_job_lost_from_the_queue_is_reissued_by_the_sweep_and_each_member_messaged_once(app_env, connector):
+    app_env.set(**{**FAST, "StalledAfterSeconds": "0", "BroadcastPageSize": "50"})
+    members = install(connector, [f"29:member-{i:03d}" for i in range(120)])
+    assert call("POST", {"to": {"team": TEAM_ID}, "text": "swept", "id": "team-1"}).status_code == 202
+    lost: list[str] = []
+
+    def main(msg) -> None:  # the first job of page 000001 vanishes
+        data = json.loads(msg.get_body())
+        if data.get("kind") == "page" and data.get("page") == "000001" and not lost:
+            lost.append(data["page"])
+            return
+        NotifyQueueFunction.main(msg)
+
+    host = driver(app_env, main=main)
+    while host.step():
+        pass
+    assert lost and body(call("GET", notification_id="team-1"))["pending"] == 50
+
+    ScheduledNotificationsFunction.main(TimerRequest(past_due=False))
+    drain(app_env, lambda: body(call("GET", notification_id="team-1")).get("state") == "done")
+
+    assert received(connector, "swept") == Counter(dict.fromkeys(members, 1))
+    assert connector.conversations_created == 120
+
+
+def test_team_dry_run_counts_the_roster_and_creates_no_conversation(app_env, connector):
+    install(connector, [f"29:member-{i:03d}" for i in range(120)])
+
+    response = call("POST", {"to": {"team": TEAM_ID}, "text": "preview", "dryRun": True})
+
+    got = body(response)
+    assert (response.status_code, got["recipients"], len(got["sample"])) == (200, 120, 5)
+    assert connector.conversations_created == 0 and connector.total_delivered() == 1  # the channel's greeting
