@@ -15,6 +15,7 @@ import ScheduledNotificationsFunction
 from shared_code.app import services
 from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference
 from stubs.connector import Fault, create_fault_key
+from tests.notifications.test_fanout import HostDied
 from tests.support.builders import http_request, queue_message
 from tests.support.notify_calls import body, call, drain, driver
 from tests.support.teams import TEAM_ID, TENANT, THREAD_ID, payload
@@ -231,3 +232,34 @@ def test_team_dry_run_counts_the_roster_and_creates_no_conversation(app_env, con
     got = body(response)
     assert (response.status_code, got["recipients"], len(got["sample"])) == (200, 120, 5)
     assert connector.conversations_created == 0 and connector.total_delivered() == 1  # the channel's greeting
+
+
+def test_team_page_job_whose_host_dies_mid_page_messages_nobody_twice_and_creates_each_chat_once(app_env, connector):
+    from shared_code.notifications import delivery, fanout, queue_runner
+
+    app_env.set(**{**FAST, "SendConcurrency": "4", "BroadcastPageSize": "50", "DeliveryLeaseSeconds": "2"})
+    members = install(connector, [f"29:member-{i:03d}" for i in range(50)])
+    sends = {"count": 0}
+
+    def die_after_k(key) -> None:
+        sends["count"] += 1
+        if sends["count"] == 15:
+            raise HostDied()
+
+    def main(msg) -> None:  # the queue function, with the dying hook in the page sender
+        data = json.loads(msg.get_body())
+        if data.get("kind") == "page":
+            delivery.run_page(fanout.parse_internal(data), services.get(), after_send=die_after_k)
+        else:
+            queue_runner.handle_queue_message(msg.get_body(), services.get(), message_id=msg.id)
+
+    assert call("POST", {"to": {"team": TEAM_ID}, "text": "once", "id": "team-1"}).status_code == 202
+    host = driver(app_env, main=main, visibility=1)
+    host.run_until(lambda: body(call("GET", notification_id="team-1")).get("state") == "done", timeout=60)
+
+    assert any(isinstance(f, HostDied) for f in host.failures)
+    assert received(connector, "once") == Counter(dict.fromkeys(members, 1))
+    assert connector.conversations_created == 50 and len(connector.conversation_requests) == 50
+    got = body(call("GET", notification_id="team-1"))
+    assert got["sent"] + got["failed"] == 50 and 1 <= got["failed"] <= 4
+    assert {e["code"] for e in got["errors"]} == {"outcome_unknown"}
