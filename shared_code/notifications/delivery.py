@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from shared_code.conversation.proactive import send_localized
-from shared_code.notifications import jobs
+from shared_code.notifications import jobs, roster
 from shared_code.notifications.fanout import PageJob, check_page_job
 from shared_code.notifications.jobs import JobKind, TargetKind
 from shared_code.notifications.ledger import (
@@ -32,7 +32,6 @@ from shared_code.notifications.ledger import (
     RecipientKey,
 )
 from shared_code.notifications.pacing import Pacer, pacer_for
-from shared_code.notifications.roster import TeamMembers, team_members
 from shared_code.notifications.sender import send_all
 from shared_code.notifications.store import Notification, NotificationState, PageCounts, counts_of
 from shared_code.plumbing.errors import AppError, AppRejected, NotFound, RecipientGone, Throttled, Upstream
@@ -194,13 +193,13 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
     return tally
 
 
-def _team_members(notification: Notification, job: PageJob, services: Services) -> TeamMembers | None:
+def _team_members(notification: Notification, job: PageJob, services: Services) -> roster.TeamMembers | None:
     if notification.job.target.kind is not TargetKind.TEAM:
         return None
-    return team_members(notification.job.target.value, (k.conversation_id for k in job.keys), services)
+    return roster.team_members(notification.job.target.value, (k.conversation_id for k in job.keys), services)
 
 
-def _addresses_of(job: PageJob, members: TeamMembers | None,
+def _addresses_of(job: PageJob, members: roster.TeamMembers | None,
                   services: Services) -> dict[tuple[str, str], Address]:
     """The page's addresses by recipient key: saved conversations, or a team's members' personal chats."""
     if members is None:
@@ -285,7 +284,7 @@ def _result(finish: Finish) -> Result:
 
 def _deliver(claimed: Delivery, address: Address | None, notification: Notification, services: Services,
              content: dict[str, Any], pacer: Pacer, after_send: AfterSend | None, *,
-             members: TeamMembers | None = None) -> Finish:
+             members: roster.TeamMembers | None = None) -> Finish:
     """Send to one claimed recipient; its outcome, for the ledger. Raises AppRejected (stop everything).
     A team member without a personal chat (`members` given, `address` None) gets one created first, paced
     as a send and within the same claim (one attempt: a failed creation is retried as a failed send is)."""
