@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     app = services.get()
     job = build_job(args)
     try:
-        # A team that is unknown, uninstalled or not yet supported is said here, not left on the queue.
+        # A team that is unknown or uninstalled is said here, not left on the queue.
         api.resolve_team_target(jobs.parse_job(job), app)
         jobs.enqueue(job, app)
     except AppError as error:

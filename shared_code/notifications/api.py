@@ -98,10 +98,10 @@ def resolve_team_target(job: Job, services: Services) -> Job:
     """A Teams audience in terms the rest of the app knows. `teamChannel` becomes the team's root
     channel conversation (one conversation, sent as any other: at once over HTTP, through the ledger
     from the queue); 404 for a team never saved, 410 once the bot was uninstalled from it.
-    `team` (every member) is refused until the fan-out reads rosters: never a broadcast to all."""
+    `team` (every member) stays as it is, for the fan-out to read the roster; the same 404 and 410."""
     if job.target.kind is TargetKind.TEAM:
-        raise BadInput('to.team (every member of a team) is not yet supported; use {"teamChannel": id} to post '
-                       "in the team's channel", code="not_supported")
+        installed_team(job.target.value, services)
+        return job
     if job.target.kind is not TargetKind.TEAM_CHANNEL:
         return job
     team = installed_team(job.target.value, services)

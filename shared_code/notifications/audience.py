@@ -20,6 +20,8 @@ COUNT_PAGE_SIZE = 1000
 def preview(job: Job, services: Services) -> dict[str, Any]:
     """{"dryRun": true, "recipients": n, "sample": [...]} for `job`'s audience as a broadcast would see it now:
     active addresses only, and not those unseen for AddressMaxIdleDays."""
+    if job.target.kind is TargetKind.TEAM:
+        return _team_preview(job, services)
     count, sample = 0, []
     for address in _audience(job, services):
         count += 1
@@ -50,3 +52,20 @@ def _sample(address: Address) -> dict[str, Any]:
     ref = address.reference
     return {"channel": ref.channel_id, "conversation": ref.conversation.id, "user": ref.user.id,
             "userName": ref.user.name, "locale": ref.locale}
+
+
+def _team_preview(job: Job, services: Services) -> dict[str, Any]:
+    """A team's audience is its current roster (read page by page; no chat is created by a preview)."""
+    from shared_code.notifications.roster import read_page
+
+    members: dict[str, Any] = {}
+    token: str | None = None
+    while True:
+        page = read_page(job.target.value, services, continuation=token)
+        members.update((m.id, m) for m in page.members)
+        if page.continuation is None:
+            break
+        token = page.continuation
+    sample = [{"channel": page.team.root.channel_id, "user": m.id, "userName": m.name}
+              for m in list(members.values())[:SAMPLE_SIZE]]
+    return {"dryRun": True, "to": job.target.to_json(), "recipients": len(members), "sample": sample}

@@ -19,9 +19,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from shared_code.conversation.proactive import send_localized
-from shared_code.notifications import jobs
+from shared_code.notifications import jobs, roster
 from shared_code.notifications.fanout import PageJob, check_page_job
-from shared_code.notifications.jobs import JobKind
+from shared_code.notifications.jobs import JobKind, TargetKind
 from shared_code.notifications.ledger import (
     MAX_CHUNK,
     Claim,
@@ -88,7 +88,8 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
         return {}
     page_record = check_page_job(job, store)
     known = ledger.page(job.notification, job.page)
-    addresses = services.addresses.get_many((k.channel_id, k.conversation_id) for k in job.keys if k.well_formed)
+    members = _team_members(notification, job, services)  # None unless the audience is a team
+    addresses = _addresses_of(job, members, services)
     tally: dict[Outcome, int] = {}
     results: list[tuple[RecipientKey, Result]] = []
     todo: list[tuple[RecipientKey, Delivery | None, Address | None]] = []
@@ -105,7 +106,9 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
             results.append((key, Result(Outcome.FAILED, code="invalid_address")))
             continue
         address = addresses.get((key.channel_id, key.conversation_id))
-        if (address is None or not address.active) and record is None:
+        # A team member without a personal chat is not skipped: the chat is created at their turn.
+        unknown = address is None and members is None
+        if (unknown or (address is not None and not address.active)) and record is None:
             reason = "address_unknown" if address is None else (address.inactive_reason or "address_inactive")
             skips.append((key, DeliveryState.INACTIVE, reason))
             results.append((key, Result(Outcome.INACTIVE, code=reason)))
@@ -121,7 +124,8 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
     def send_one(item: tuple[RecipientKey, Delivery, Address | None], take_token: Callable[[], None]) -> Finish:
         key, claimed, address = item
         try:
-            return _deliver(claimed, address, notification, services, activity_fields, pacer, after_send)
+            return _deliver(claimed, address, notification, services, activity_fields, pacer, after_send,
+                            members=members)
         except AppRejected as rejected:
             stop_reason.append(f"{rejected.code}: {rejected.message}")
             stop.set()
@@ -190,6 +194,21 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
     log.info("notification %s page %s attempt %d: %s", job.notification, job.page, job.attempt,
              {k.value: v for k, v in tally.items()})
     return tally
+
+
+def _team_members(notification: Notification, job: PageJob, services: Services) -> roster.TeamMembers | None:
+    if notification.job.target.kind is not TargetKind.TEAM:
+        return None
+    return roster.team_members(notification.job.target.value, (k.conversation_id for k in job.keys), services)
+
+
+def _addresses_of(job: PageJob, members: roster.TeamMembers | None,
+                  services: Services) -> dict[tuple[str, str], Address]:
+    """The page's addresses by recipient key: saved conversations, or a team's members' personal chats."""
+    if members is None:
+        return services.addresses.get_many((k.channel_id, k.conversation_id) for k in job.keys if k.well_formed)
+    found = ((k, members.address(k.conversation_id)) for k in job.keys)
+    return {(k.channel_id, k.conversation_id): address for k, address in found if address is not None}
 
 
 def page_counts(services: Services, notification_id: str, page: str) -> PageCounts:
@@ -279,18 +298,26 @@ def _result(finish: Finish) -> Result:
 
 
 def _deliver(claimed: Delivery, address: Address | None, notification: Notification, services: Services,
-             content: dict[str, Any], pacer: Pacer, after_send: AfterSend | None) -> Finish:
-    """Send to one claimed recipient; its outcome, for the ledger. Raises AppRejected (stop everything)."""
+             content: dict[str, Any], pacer: Pacer, after_send: AfterSend | None, *,
+             members: roster.TeamMembers | None = None) -> Finish:
+    """Send to one claimed recipient; its outcome, for the ledger. Raises AppRejected (stop everything).
+    A team member without a personal chat (`members` given, `address` None) gets one created first, paced
+    as a send and within the same claim (one attempt: a failed creation is retried as a failed send is)."""
     settings = services.settings
-    if address is None or not address.active:  # a retried recipient whose address went away meanwhile
+    # A retried recipient whose address went away meanwhile.
+    if (address is None and members is None) or (address is not None and not address.active):
         return Finish(claimed, DeliveryState.INACTIVE, "address_unknown" if address is None else "address_inactive")
     # A throttled try is retried here, uncounted, for a while; past a third of the lease (so no
     # other host mistakes the claim for a dead one), the recipient goes back to the queue, still uncounted.
     deadline = claimed.claimed_at + settings.delivery_lease_seconds / 3
     activity_id = ""  # a dialog's first prompt: the dialog's, not the notification's to edit
     while True:
-        pacer.acquire(address)
+        paced = address if address is not None else members.pacing_address(claimed.key.conversation_id)
+        pacer.acquire(paced)
         try:
+            if address is None:  # a team member's first chat with the bot; saved, so created only once
+                address = members.create(claimed.key.conversation_id, services)
+                continue  # the send waits for its own turn
             if content["kind"] is JobKind.MESSAGE:
                 # Each recipient gets the content for its own locale.
                 activity_id = send_localized(address, content["localized"], services, locale=content["locale"],
@@ -309,7 +336,7 @@ def _deliver(claimed: Delivery, address: Address | None, notification: Notificat
                                   f"gave up after {claimed.attempts} attempts: {throttled.message}")
                 return Finish(claimed, DeliveryState.RETRY, "unavailable", throttled.message,
                               retry_after=-1.0 if throttled.retry_after is None else throttled.retry_after)
-            wait = pacer.throttled(address, throttled.retry_after)
+            wait = pacer.throttled(paced, throttled.retry_after)
             if time.time() + wait < deadline:
                 continue  # uncounted; the budget holds every sender to this tenant until the pause is over
             return Finish(claimed, DeliveryState.RETRY, throttled.code, throttled.message, counted=False,

@@ -6,6 +6,10 @@ Internal job kinds (same envelope as the public ones, `"v": 1`):
     {"v": 1, "kind": "page", "notification": "<id>", "page": "000003",
      "keys": [["<channel id>", "<conversation id>"], ...], "attempt": 1}
 
+For a team (`"to": {"team": id}`) a page is a page of the team's roster (pagedmembers, its
+continuation token kept as `{"roster": token}`), and a key is a member, [channel id, member id]:
+the page job reaches each member in their personal chat, created when they have none.
+
 A scan job reads one page of addresses (AddressStore.page_active and its continuation
 token: never the whole table), freezes it as the page's summary record (conditional
 insert: a retried scan gets the same recipients back, so pages never overlap), then
@@ -28,11 +32,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from shared_code.notifications import jobs
+from shared_code.notifications import jobs, member_index, roster
 from shared_code.notifications.jobs import Job, TargetKind
 from shared_code.notifications.ledger import DeliveryState, RecipientKey
 from shared_code.notifications.store import Notification, NotificationState, NotificationStore, PageRecord, counts_of
-from shared_code.plumbing.errors import BadInput, NotFound
+from shared_code.plumbing.errors import BadInput, NotFound, RecipientGone
 from shared_code.storage import queues
 
 if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
@@ -147,7 +151,7 @@ def run_scan(scan: ScanJob, services: Services, *, now: datetime | None = None) 
     record = store.get_page(scan.notification, page_id)
     if record is None:
         _check_follows_a_frozen_page(scan, store)
-        keys, next_continuation = _read_page(notification, scan, services)
+        keys, next_continuation = _read_page(notification, scan, services, page_id)
         record = store.claim_page(scan.notification, page_id, keys, next_continuation)
     if record.enqueued:
         return  # a duplicate of a finished step: the rest of the chain is already on its way
@@ -194,9 +198,11 @@ def check_page_job(job: PageJob, store: NotificationStore) -> PageRecord:
     return record
 
 
-def _read_page(notification: Notification, scan: ScanJob,
-               services: Services) -> tuple[list[RecipientKey], dict[str, Any] | None]:
+def _read_page(notification: Notification, scan: ScanJob, services: Services,
+               page_id: str) -> tuple[list[RecipientKey], dict[str, Any] | None]:
     target = notification.job.target
+    if target.kind is TargetKind.TEAM:
+        return _read_roster_page(notification, scan, services, page_id)
     if target.kind is TargetKind.CONVERSATION:
         address = services.addresses.get(target.value)
         return ([RecipientKey(address.channel_id, address.conversation_id)] if address else []), None
@@ -211,6 +217,27 @@ def _read_page(notification: Notification, scan: ScanJob,
         channel_id=target.value if target.kind is TargetKind.CHANNEL else None, seen_since=seen_since,
     )
     return [RecipientKey(a.channel_id, a.conversation_id) for a in page.addresses], page.continuation
+
+
+def _read_roster_page(notification: Notification, scan: ScanJob, services: Services,
+                      page_id: str) -> tuple[list[RecipientKey], dict[str, Any] | None]:
+    """One page of the team's roster: each member is a recipient (channel, member id), not a conversation;
+    the page job finds or creates their personal chat. A member an earlier page listed is left out
+    (member_index), so the roster changing during the scan messages nobody twice. A team the bot left
+    meanwhile stops the broadcast, with the reason (RecipientGone then poisons this scan job)."""
+    token = (scan.continuation or {}).get("roster")
+    try:
+        page = roster.read_page(notification.job.target.value, services, continuation=token,
+                                page_size=services.settings.broadcast_page_size)
+    except RecipientGone as gone:  # saved as uninstalled (410), or the roster refused (403/404)
+        if gone.code != "team_uninstalled":
+            gone = RecipientGone(f"the bot can no longer read the team's roster ({gone.code})", code="team_uninstalled")
+        services.notifications.stop(notification.id, NotificationState.STOPPED, f"{gone.code}: {gone.message}")
+        raise gone from None
+    channel_id = page.team.root.channel_id
+    keys = member_index.first_listings(services.notifications.table, notification.id, page_id,
+                                       [RecipientKey(channel_id, member.id) for member in page.members])
+    return keys, ({"roster": page.continuation} if page.continuation else None)
 
 
 def split_keys(keys: list[RecipientKey] | tuple[RecipientKey, ...]) -> list[tuple[RecipientKey, ...]]:

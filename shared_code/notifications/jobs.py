@@ -16,7 +16,9 @@ delays the notification; `ack` ({"title": "Got it"}, the title optional) adds an
 acknowledge button to every message (see content.with_acknowledgement).
 
 `channelId` is a Bot Framework channel (msteams, webchat), not a Teams channel; `channel` is its first
-name, still read. `team` is every member of a Teams team; `teamChannel` the team's root channel.
+name, still read. `team` is every current member of a Teams team, each once in their personal chat
+(the fan-out reads the roster a page at a time and creates a chat for a member who has none);
+`teamChannel` the team's root channel.
 
 `id` is optional for callers (one is made up); it names the notification, so the
 same id sent twice is one notification.

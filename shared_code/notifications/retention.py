@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from azure.core.exceptions import HttpResponseError
 
+from shared_code.notifications import member_index
 from shared_code.notifications.ledger import partition_key
 from shared_code.notifications.store import NOTIFICATION_ROW, PAGE_PREFIX, NotificationState
 from shared_code.storage.keys import encode_key
@@ -70,6 +71,7 @@ def purge_notification(services: Services, notification_id: str, *, page_size: i
                                                page_size=page_size)
     acknowledgements = services.table_service.get_table_client(services.settings.acknowledgements_table)
     delete_partition(acknowledgements, pk, page_size=page_size)  # who acknowledged: user data, kept no longer
+    delete_partition(store.table, member_index.partition_of(notification_id), page_size=page_size)  # a team's
     delete_partition(store.table, pk, page_size=page_size, keep_last=NOTIFICATION_ROW)
     return deliveries
 

@@ -64,17 +64,19 @@ def saved_personal_addresses(members: Iterable[RosterMember], team: Team, servic
 
 
 def personal_address(
-    member: RosterMember, team: Team, services: Services, *, saved: dict[str, Address] | None = None
+    member: RosterMember, team: Team, services: Services, *, saved: dict[str, Address] | None = None,
+    retries: int = 2,
 ) -> Address:
     """The member's personal address: the saved one (from `saved`, or looked up), else a 1:1 created
     now (POST /v3/conversations with the team's tenant), saved as the member's address and returned.
-    Creating counts against the channel's limits as a send does: Throttled/Upstream reach the caller."""
+    Creating counts against the channel's limits as a send does: Throttled/Upstream reach the caller
+    (after `retries`; a caller that paces each call itself passes 0)."""
     known = saved if saved is not None else saved_personal_addresses([member], team, services)
     if member.id in known:
         return known[member.id]
     tenant_id = team.tenant_id or member.tenant_id
     conversation_id = services.connector.create_personal_conversation(
-        team.service_url, team.root.bot.id, member.id, tenant_id, trusted=team.service_url_trusted, retries=2
+        team.service_url, team.root.bot.id, member.id, tenant_id, trusted=team.service_url_trusted, retries=retries
     )
     reference = ConversationReference(
         channel_id=team.root.channel_id,
@@ -87,3 +89,40 @@ def personal_address(
     )
     services.addresses.save(reference, trusted=team.service_url_trusted)
     return Address(reference, service_url_trusted=team.service_url_trusted)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamMembers:
+    """What a page job of a team broadcast knows of its members: the team, and their saved personal
+    addresses by member id. A member without one gets a 1:1 created at their turn (`create`)."""
+
+    team: Team
+    saved: dict[str, Address]
+
+    def address(self, member_id: str) -> Address | None:
+        return self.saved.get(member_id)
+
+    def pacing_address(self, member_id: str) -> Address:
+        """Where creating the member's chat is paced: the team's tenant and serviceUrl, and a key of
+        the member's own (no saved conversation has a member id as its id), for the per-conversation limits."""
+        root = self.team.root
+        tenant_id = self.team.tenant_id or root.tenant_id
+        reference = ConversationReference(
+            channel_id=root.channel_id, service_url=root.service_url,
+            conversation=ConversationAccount(member_id, conversation_type=PERSONAL, tenant_id=tenant_id),
+            user=ChannelAccount(member_id), bot=root.bot, locale=root.locale, tenant_id=tenant_id)
+        return Address(reference, service_url_trusted=self.team.service_url_trusted)
+
+    def create(self, member_id: str, services: Services) -> Address:
+        """The member's 1:1, created with the team's tenant and saved (Throttled/Upstream/RecipientGone as
+        the connector raises them: the caller paces and retries, so the connector does not)."""
+        return personal_address(RosterMember(member_id), self.team, services, saved={}, retries=0)
+
+
+def team_members(team_id: str, member_ids: Iterable[str], services: Services) -> TeamMembers:
+    """The team (even if the bot left it since: members keep their personal chats) and the saved
+    personal addresses of `member_ids`. NotFound for a team never saved."""
+    team = services.teams.get(team_id)
+    if team is None:
+        raise NotFound("no saved team with that id (GET /api/teams lists them)")
+    return TeamMembers(team, saved_personal_addresses([RosterMember(m) for m in member_ids], team, services))

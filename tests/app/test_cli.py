@@ -73,11 +73,11 @@ def test_cli_builds_team_channel_and_channel_id_jobs():
     assert cli.build_job(Namespace(**common | {"channel": "msteams"}))["to"] == {"channelId": "msteams"}
 
 
-def test_cli_refuses_a_team_broadcast_before_queueing_it(app_env, connector, capsys):
+def test_cli_refuses_a_team_broadcast_to_an_unknown_team_before_queueing_it(app_env, connector, capsys):
     code = cli.main(["--team", "19:t@thread.tacv2", "--no-wait", "hello team"])
 
     assert code == 2
-    assert "not yet supported" in capsys.readouterr().err
+    assert "no saved team" in capsys.readouterr().err
     assert queued() == []
 
 

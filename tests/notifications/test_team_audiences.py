@@ -1,4 +1,4 @@
-"""Teams audiences over HTTP and the queue: a team's channel, a team (refused until wired), channelId and its alias."""
+"""Teams audiences over HTTP and the queue: a team's channel, a team, channelId and its alias."""
 
 from __future__ import annotations
 
@@ -67,26 +67,20 @@ def test_team_channel_saved_without_its_address_gets_one_from_the_team(app_env, 
     assert connector.texts(TEAM_ID) == ["hello Sales"]
 
 
-def test_team_audience_is_refused_with_400_not_yet_supported_and_nothing_is_queued(app_env, connector):
+def test_team_audience_is_accepted_with_202_and_its_first_scan_queued(app_env, connector):
     install(connector)
 
     response = call("POST", {"to": {"team": TEAM_ID}, "text": "everyone", "id": "team-1"})
 
-    assert response.status_code == 400
-    error = body(response)["error"]
-    assert error["code"] == "not_supported" and "not yet supported" in error["message"]
+    assert response.status_code == 202 and body(response)["created"] is True
+    assert len(queued()) == 1 and services.get().notifications.get("team-1").job.target.to_json() == {"team": TEAM_ID}
+
+
+def test_team_audience_of_an_unknown_team_is_404_and_nothing_is_queued(app_env, connector):
+    response = call("POST", {"to": {"team": "19:nobody@thread.tacv2"}, "text": "everyone", "id": "team-1"})
+
+    assert (response.status_code, body(response)["error"]["code"]) == (404, "not_found")
     assert queued() == [] and services.get().notifications.get("team-1") is None
-
-
-def test_team_job_on_the_queue_goes_to_poison_as_not_yet_supported(app_env, connector):
-    install(connector)
-    before = connector.total_delivered()
-
-    NotifyQueueFunction.main(queue_message({"v": 1, "to": {"team": TEAM_ID}, "text": "everyone"}))
-
-    [record] = poisoned(app_env)
-    assert record["reason"].startswith("not_supported:")
-    assert connector.total_delivered() == before
 
 
 def test_team_channel_job_on_the_queue_is_delivered_once_through_the_ledger(app_env, connector):
