@@ -123,6 +123,24 @@ class ConnectorClient:
         body = dict(activity, replyToId=reply_to_id)
         return self._post(reference.service_url, url, body, trusted=trusted, retries=retries).get("id", "")
 
+    def update_activity(
+        self, reference: ConversationReference, activity_id: str, activity: dict[str, Any], *, trusted: bool,
+        retries: int = 0,
+    ) -> str:
+        """PUT /v3/conversations/{id}/activities/{activityId}: replace a message the bot sent, in place.
+        ActivityNotFound when the channel no longer has it (deleted, or never ours)."""
+        body = dict(activity, id=activity_id)
+        answer = self._call("PUT", reference.service_url, _activity_url(reference, activity_id), body,
+                            trusted=trusted, retries=retries)
+        return str(answer.get("id") or activity_id)
+
+    def delete_activity(
+        self, reference: ConversationReference, activity_id: str, *, trusted: bool, retries: int = 0
+    ) -> None:
+        """DELETE /v3/conversations/{id}/activities/{activityId}: withdraw a message the bot sent."""
+        self._call("DELETE", reference.service_url, _activity_url(reference, activity_id), None,
+                   trusted=trusted, retries=retries)
+
     def create_conversation(
         self, service_url: str, parameters: dict[str, Any], *, trusted: bool, retries: int = 0
     ) -> dict[str, Any]:
@@ -221,13 +239,17 @@ class ConnectorClient:
         raise _error_for(response)
 
     def _post(self, service_url: str, url: str, body: dict[str, Any], *, trusted: bool, retries: int) -> dict[str, Any]:
-        """POST with bounded retries on what is safe to retry: 429/503 (the message was not taken),
+        return self._call("POST", service_url, url, body, trusted=trusted, retries=retries)
+
+    def _call(self, method: str, service_url: str, url: str, body: dict[str, Any] | None, *, trusted: bool,
+              retries: int) -> dict[str, Any]:
+        """POST (PUT, DELETE) with bounded retries on what is safe to retry: 429/503 (the message was not taken),
         412/502/504 with backoff, and one retry with a fresh token after a 401."""
         attempt = 0
         refreshed_token = False
         while True:
             try:
-                return self._post_once(service_url, url, body, trusted=trusted)
+                return self._post_once(service_url, url, body, trusted=trusted, method=method)
             except _TokenRejected as exc:
                 if refreshed_token or not hasattr(self._credentials, "invalidate"):
                     raise AppRejected(
@@ -246,18 +268,19 @@ class ConnectorClient:
                 attempt += 1
                 self._sleep(wait)
 
-    def _post_once(self, service_url: str, url: str, body: dict[str, Any], *, trusted: bool) -> dict[str, Any]:
-        headers = {"Content-Type": "application/json"}
+    def _post_once(self, service_url: str, url: str, body: dict[str, Any] | None, *, trusted: bool,
+                   method: str = "POST") -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
         authorization = self._credentials.authorization(service_url, trusted=trusted)
         if authorization:
             headers["Authorization"] = authorization
         try:
-            response = self._session.post(url, json=body, headers=headers, timeout=self._timeout)
+            response = self._session.request(method, url, json=body, headers=headers, timeout=self._timeout)
         except requests.Timeout as exc:
             raise Upstream("the channel did not answer in time", code="timeout") from exc
         except requests.RequestException as exc:
             raise Upstream(f"could not reach the channel: {type(exc).__name__}", code="unreachable") from exc
-        if response.status_code in (200, 201, 202):
+        if response.status_code in (200, 201, 202, 204):
             try:
                 data = response.json()
             except ValueError:
@@ -270,6 +293,13 @@ class _TokenRejected(AppError):
     status = 401
 
 
+class ActivityNotFound(AppError):
+    """The channel has no such message in that conversation (deleted already, or never the bot's):
+    an edit or recall of it can never succeed, and says nothing about the recipient."""
+
+    status = 404
+
+
 def _error_for(response: requests.Response) -> AppError:
     """Map the connector's answer to the app's error types (PROTOCOL.md, throttling and errors)."""
     status = response.status_code
@@ -280,6 +310,9 @@ def _error_for(response: requests.Response) -> AppError:
         error = _TokenRejected(message or "unauthorized", code=code or "Unauthorized")
     elif code in APP_REJECTED_CODES:
         error = AppRejected(f"the channel refuses the bot: {code}", code=code)
+    elif code == "ActivityNotFoundInConversation" or sub_code == "ActivityNotFoundInConversation":
+        error = ActivityNotFound("the channel has no such message in the conversation",
+                                 code="ActivityNotFoundInConversation")
     elif status == 429 or status == 503:
         error = Throttled(f"the channel is throttling ({status})", retry_after=_retry_after(response), status=status)
     elif status in (403, 404):
@@ -325,6 +358,11 @@ def _retry_after(response: requests.Response) -> float | None:
 
 def _backoff(attempt: int) -> float:
     return min(8.0, 0.5 * 2**attempt) * (0.5 + random.random() / 2)
+
+
+def _activity_url(reference: ConversationReference, activity_id: str) -> str:
+    return (f"{_base(reference.service_url)}/v3/conversations/{quote(reference.conversation.id, safe='')}"
+            f"/activities/{quote(activity_id, safe='')}")
 
 
 def _base(service_url: str) -> str:
