@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from shared_code.conversation.proactive import send_localized
-from shared_code.notifications import fanout
+from shared_code.notifications import edits, fanout
 from shared_code.notifications.audience import preview
 from shared_code.notifications.jobs import (
     MAX_ID_LENGTH,
@@ -16,6 +16,7 @@ from shared_code.notifications.jobs import (
     Target,
     TargetKind,
     check_storable,
+    parse_edit,
     parse_job,
 )
 from shared_code.notifications.roster import installed_team
@@ -94,6 +95,24 @@ def cancel(notification_id: str, services: Services) -> Answer:
     return status(notification_id, services)
 
 
+def edit(notification_id: str, data: dict[str, Any], services: Services) -> Answer:
+    """PATCH /api/notify/{id}: new content for a notification; every delivered message is updated through
+    the queue, and whoever is not sent yet gets it. 202 with the status; 404 unknown, 409 recalled, 400 bad."""
+    limits.identifier(notification_id, "id", MAX_ID_LENGTH)
+    if "id" in data and data["id"] != notification_id:
+        raise BadInput("the body's id, if given, must be the notification's")
+    change = parse_edit({**data, "id": notification_id}, require_version=False)
+    edits.edit(change, services)
+    return Answer(202, status(notification_id, services).body)
+
+
+def recall(notification_id: str, services: Services) -> Answer:
+    """POST /api/notify/{id}/recall: stop what has not been sent and delete every delivered message. 202."""
+    limits.identifier(notification_id, "id", MAX_ID_LENGTH)
+    edits.recall(notification_id, services)
+    return Answer(202, status(notification_id, services).body)
+
+
 def resolve_team_target(job: Job, services: Services) -> Job:
     """A Teams audience in terms the rest of the app knows. `teamChannel` becomes the team's root
     channel conversation (one conversation, sent as any other: at once over HTTP, through the ledger
@@ -131,4 +150,4 @@ def _base_url(request_url: str, services: Services) -> str:
     return services.settings.public_base_url.rstrip("/")
 
 
-__all__ = ["Answer", "cancel", "notify", "resolve_team_target", "status", "teams"]
+__all__ = ["Answer", "cancel", "edit", "notify", "recall", "resolve_team_target", "status", "teams"]
