@@ -171,3 +171,30 @@ def test_recall_stops_what_has_not_been_sent(app_env, connector):
     assert connector.total_delivered() == 0
     assert len(connector.deleted) == final["sent"] and len(set(connector.deleted)) == final["sent"]
     assert all(not connector.activities(cid) for cid in ids)
+
+
+def test_an_edit_job_from_another_service_updates_every_delivered_message(app_env, connector):
+    from shared_code.notifications import jobs
+
+    app_env.set(**FAST)
+    ids = seed(connector, 3)
+    call("POST", body={"id": "from-queue", "text": "old", "to": "all"})
+    drain(app_env, lambda: status("from-queue")["state"] == "done")
+
+    jobs.enqueue({"v": 1, "kind": "edit", "id": "from-queue", "text": {"en": "new"}, "defaultLocale": "en"},
+                 services.get())
+    drain(app_env, lambda: status("from-queue").get("updated") == 3)
+
+    assert all(connector.texts(cid) == ["new"] for cid in ids)
+    assert sorted(cid for cid, _, _ in connector.updated) == ids
+
+
+def test_an_edit_job_for_an_unknown_notification_is_poisoned_with_the_reason(app_env, connector):
+    from shared_code.notifications import jobs
+
+    jobs.enqueue({"v": 1, "kind": "edit", "id": "nobody", "text": "new"}, services.get())
+    host = driver(app_env)
+    host.run_until(lambda: bool(host.poisoned()))
+
+    [record] = host.poisoned()
+    assert "not_found" in json.loads(record)["reason"]
