@@ -83,7 +83,9 @@ def status(notification_id: str, services: Services) -> Answer:
     found = services.notifications.status(notification_id)
     if found is None:
         raise NotFound("no notification with that id")
-    return Answer(200, {**found.to_json(), "acknowledged": services.acknowledgements.count(notification_id)})
+    acks = services.acknowledgements
+    return Answer(200, {**found.to_json(), "acknowledged": acks.count(notification_id),
+                        "reactions": acks.reaction_count(notification_id)})
 
 
 def cancel(notification_id: str, services: Services) -> Answer:

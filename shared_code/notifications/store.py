@@ -278,6 +278,15 @@ class NotificationStore:
                                    **{k: int(v) for k, v in counts.items() if k in REVISION_COUNTS}},
                                   mode=UpdateMode.MERGE)
 
+    def created_since(self, since: datetime) -> list[str]:
+        """Ids of the notifications created at or after `since`, newest first (parameterized query)."""
+        ensure_table(self._table)
+        rows = self._table.query_entities("RowKey eq @row and CreatedAt ge @since",
+                                          parameters={"row": NOTIFICATION_ROW, "since": since.astimezone(UTC)},
+                                          select=["NotificationId", "CreatedAt"])
+        found = sorted(rows, key=lambda r: r.get("CreatedAt") or since, reverse=True)
+        return [str(r["NotificationId"]) for r in found if r.get("NotificationId")]
+
     def parked_due(self, until: datetime) -> list[Notification]:
         """Parked notifications whose notBefore is at or before `until` (parameterized query)."""
         ensure_table(self._table)
