@@ -266,6 +266,22 @@ class Ledger:
             claims.append(Claim(ClaimOutcome.CLAIMED, _with_etag(plan, meta)))
         return claims
 
+    def record_sent(self, notification_id: str, page: str, key: RecipientKey, activity_id: str) -> Delivery:
+        """Record a message sent outside a page job (a single-conversation send), so it can be edited and
+        recalled like a broadcast's; a record already there is kept (and returned)."""
+        ensure_table(self._table)
+        pk = partition_key(notification_id, page)
+        record = Delivery(key, DeliveryState.SENT, attempts=1, claimed_at=self._clock(), activity_id=activity_id,
+                          sent_at=datetime.now(UTC))
+        try:
+            self._table.create_entity(_to_entity(pk, record))
+            return record
+        except ResourceExistsError:
+            return self._get(pk, key) or record
+
+    def get(self, notification_id: str, page: str, key: RecipientKey) -> Delivery | None:
+        return self._get(partition_key(notification_id, page), key)
+
     def record_skips(self, notification_id: str, page: str,
                      skips: Iterable[tuple[RecipientKey, DeliveryState, str]]) -> None:
         """Record recipients skipped without a send (inactive address), in batches of 100.

@@ -198,3 +198,33 @@ def test_an_edit_job_for_an_unknown_notification_is_poisoned_with_the_reason(app
 
     [record] = host.poisoned()
     assert "not_found" in json.loads(record)["reason"]
+
+
+def test_a_single_conversation_send_can_be_edited_and_recalled_by_the_id_it_answered(app_env, connector):
+    app_env.set(**FAST)
+    [cid] = seed(connector, 1)
+    sent = call("POST", body={"text": "old", "to": {"conversation": cid}})
+    activity_id = json.loads(sent.get_body())["id"]
+
+    edited = call("PATCH", activity_id, body={"text": "new"})
+    drain(app_env, lambda: status(activity_id).get("updated") == 1)
+    recalled = call("POST", activity_id, "recall")
+    drain(app_env, lambda: status(activity_id)["recalled"] == 1)
+
+    assert (sent.status_code, edited.status_code, recalled.status_code) == (200, 202, 202)
+    assert connector.updated == [(cid, activity_id, connector.updated[0][2])]
+    assert connector.updated[0][2]["text"] == "new"
+    assert connector.deleted == [(cid, activity_id)]
+
+
+def test_a_single_send_with_a_caller_id_is_kept_under_that_id_and_not_sent_twice(app_env, connector):
+    app_env.set(**FAST)
+    [cid] = seed(connector, 1)
+    request = {"id": "one-off", "text": "hello", "to": {"conversation": cid}}
+
+    first, second = call("POST", body=request), call("POST", body=request)
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert json.loads(first.get_body()) == json.loads(second.get_body())
+    assert len(connector.activities(cid)) == 1
+    assert {k: status("one-off")[k] for k in ("state", "total", "sent")} == {"state": "done", "total": 1, "sent": 1}
