@@ -130,7 +130,7 @@ class ConnectorClient:
         """PUT /v3/conversations/{id}/activities/{activityId}: replace a message the bot sent, in place.
         ActivityNotFound when the channel no longer has it (deleted, or never ours)."""
         body = dict(activity, id=activity_id)
-        answer = self._call("PUT", reference.service_url, _activity_url(reference, activity_id), body,
+        answer = self._call("PUT", reference, _activity_url(reference, activity_id), body,
                             trusted=trusted, retries=retries)
         return str(answer.get("id") or activity_id)
 
@@ -138,7 +138,7 @@ class ConnectorClient:
         self, reference: ConversationReference, activity_id: str, *, trusted: bool, retries: int = 0
     ) -> None:
         """DELETE /v3/conversations/{id}/activities/{activityId}: withdraw a message the bot sent."""
-        self._call("DELETE", reference.service_url, _activity_url(reference, activity_id), None,
+        self._call("DELETE", reference, _activity_url(reference, activity_id), None,
                    trusted=trusted, retries=retries)
 
     def create_conversation(
@@ -239,17 +239,13 @@ class ConnectorClient:
         raise _error_for(response)
 
     def _post(self, service_url: str, url: str, body: dict[str, Any], *, trusted: bool, retries: int) -> dict[str, Any]:
-        return self._call("POST", service_url, url, body, trusted=trusted, retries=retries)
-
-    def _call(self, method: str, service_url: str, url: str, body: dict[str, Any] | None, *, trusted: bool,
-              retries: int) -> dict[str, Any]:
-        """POST (PUT, DELETE) with bounded retries on what is safe to retry: 429/503 (the message was not taken),
+        """POST with bounded retries on what is safe to retry: 429/503 (the message was not taken),
         412/502/504 with backoff, and one retry with a fresh token after a 401."""
         attempt = 0
         refreshed_token = False
         while True:
             try:
-                return self._post_once(service_url, url, body, trusted=trusted, method=method)
+                return self._post_once(service_url, url, body, trusted=trusted)
             except _TokenRejected as exc:
                 if refreshed_token or not hasattr(self._credentials, "invalidate"):
                     raise AppRejected(
@@ -268,8 +264,58 @@ class ConnectorClient:
                 attempt += 1
                 self._sleep(wait)
 
-    def _post_once(self, service_url: str, url: str, body: dict[str, Any] | None, *, trusted: bool,
-                   method: str = "POST") -> dict[str, Any]:
+    def _post_once(self, service_url: str, url: str, body: dict[str, Any], *, trusted: bool) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        authorization = self._credentials.authorization(service_url, trusted=trusted)
+        if authorization:
+            headers["Authorization"] = authorization
+        try:
+            response = self._session.post(url, json=body, headers=headers, timeout=self._timeout)
+        except requests.Timeout as exc:
+            raise Upstream("the channel did not answer in time", code="timeout") from exc
+        except requests.RequestException as exc:
+            raise Upstream(f"could not reach the channel: {type(exc).__name__}", code="unreachable") from exc
+        if response.status_code in (200, 201, 202):
+            try:
+                data = response.json()
+            except ValueError:
+                data = {}
+            return data if isinstance(data, dict) else {}
+        raise _error_for(response)
+
+    def _call(self, method: str, reference: ConversationReference, url: str, body: dict[str, Any] | None, *,
+              trusted: bool, retries: int) -> dict[str, Any]:
+        """PUT or DELETE of a sent activity, with `_post`'s retries and error mapping (both are safe to repeat:
+        the same PUT twice leaves the same message, a second DELETE finds nothing)."""
+        attempt = 0
+        refreshed_token = False
+        while True:
+            # A change to a message counts against its conversation's limits where the client keeps them.
+            limiter = getattr(self, "_conversations", None)
+            if limiter is not None:
+                limiter.acquire(f"{reference.channel_id}:{reference.conversation.id}")
+            try:
+                return self._call_once(method, reference.service_url, url, body, trusted=trusted)
+            except _TokenRejected as exc:
+                if refreshed_token or not hasattr(self._credentials, "invalidate"):
+                    raise AppRejected(
+                        "the channel rejected the bot's token: check MicrosoftAppId and MicrosoftAppPassword",
+                        code="BotNotRegistered" if exc.code == "BotNotRegistered" else "token_rejected",
+                    ) from None
+                self._credentials.invalidate()  # type: ignore[attr-defined]
+                refreshed_token = True
+            except (Throttled, Upstream) as exc:
+                transient = isinstance(exc, Throttled) or exc.transient
+                if not transient or attempt >= retries:
+                    raise
+                wait = exc.retry_after if isinstance(exc, Throttled) and exc.retry_after is not None else _backoff(attempt)
+                if wait > MAX_RETRY_AFTER:
+                    raise
+                attempt += 1
+                self._sleep(wait)
+
+    def _call_once(self, method: str, service_url: str, url: str, body: dict[str, Any] | None, *,
+                   trusted: bool) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         authorization = self._credentials.authorization(service_url, trusted=trusted)
         if authorization:
