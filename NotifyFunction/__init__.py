@@ -1,5 +1,4 @@
-"""/api/notify[/{id}[/report]]: send proactive messages (POST), read a notification's status (GET) or its
-per-recipient CSV report (GET .../report), cancel it (DELETE)."""
+"""/api/notify[/{id}[/report|/recall]]: send (POST), status (GET), CSV report, edit (PATCH), cancel, recall."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from shared_code.plumbing import http_edge, telemetry
 from shared_code.plumbing.errors import BadInput
 
 log = logging.getLogger(__name__)
-
 
 def main(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:
     def handle() -> func.HttpResponse:
@@ -29,8 +27,12 @@ def main(req: func.HttpRequest, context: func.Context = None) -> func.HttpRespon
             answer = api.status(notification_id, app)
         elif method == "DELETE" and notification_id and not action:
             answer = api.cancel(notification_id, app)
+        elif method == "PATCH" and notification_id and not action:
+            answer = api.edit(notification_id, http_edge.read_json_object(req, app.settings.max_request_bytes), app)
+        elif method == "POST" and notification_id and action == "recall":
+            answer = api.recall(notification_id, app)
         else:
-            raise BadInput("use POST /api/notify, GET or DELETE /api/notify/{id}, GET /api/notify/{id}/report")
+            raise BadInput("use POST /api/notify, GET, PATCH or DELETE /api/notify/{id}, POST .../recall, GET .../report")
         outcome.set(notification_id=answer.body.get("id") if notification_id or answer.status == 202 else None)
         return http_edge.json_response(answer.status, answer.body)
 

@@ -7,6 +7,9 @@
     python -m shared_code.app.cli report release-42 -o release-42.csv     (one row per recipient)
     python -m shared_code.app.cli report --survey survey-20261125T090000Z  (one row per answer)
     python -m shared_code.app.cli --team-channel "19:abc@thread.tacv2" "Release 42 is out"
+    python -m shared_code.app.cli edit release-42 "Version 42 is out (corrected)"  (every delivered message)
+    python -m shared_code.app.cli edit release-42 --content new.json   (text, attachments, suggestedActions...)
+    python -m shared_code.app.cli recall release-42                    (stop it and delete what was delivered)
 
 Settings come from the environment, else from local.settings.json's "Values".
 """
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["report"]:
         return report(argv[1:])
+    if argv[:1] in (["edit"], ["recall"]):
+        return revise(argv[0], argv[1:])
     parser = argparse.ArgumentParser(prog="python -m shared_code.app.cli", description=__doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--all", action="store_true", help="every active saved address")
@@ -126,6 +131,42 @@ def report(argv: list[str]) -> int:
     else:
         args.output.write_bytes(body)
         print(f"wrote {args.output} ({len(body)} bytes)", file=sys.stderr)
+    return 0
+
+
+def revise(command: str, argv: list[str]) -> int:
+    """`edit <id> TEXT` (or `--content FILE`, a JSON object of the new content) and `recall <id>`: checked and
+    stored now (an unknown notification, a recalled one or bad content is said at once); the queue does the rest."""
+    parser = argparse.ArgumentParser(prog=f"python -m shared_code.app.cli {command}",
+                                     description="give a notification new content everywhere" if command == "edit"
+                                     else "stop a notification and delete every message it delivered")
+    parser.add_argument("id", help="the notification id")
+    if command == "edit":
+        parser.add_argument("text", nargs="?", default="", help="the new text")
+        parser.add_argument("--content", type=Path, metavar="FILE",
+                            help="a JSON object with text, attachments, suggestedActions, defaultLocale")
+    args = parser.parse_args(argv)
+    changes: dict[str, Any] = {}
+    if command == "edit":
+        if bool(args.text) == bool(args.content):
+            parser.error("give either a text or --content")
+        changes = {"text": args.text} if args.text else json.loads(args.content.read_text())
+        if not isinstance(changes, dict):
+            parser.error("--content must hold a JSON object")
+
+    load_local_settings()
+    from shared_code.app import services
+    from shared_code.notifications import api
+    from shared_code.plumbing.errors import AppError
+
+    app = services.get()
+    try:
+        answer = api.edit(args.id, changes, app) if command == "edit" else api.recall(args.id, app)
+    except AppError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    done = "edited: version {version}".format(**answer.body) if command == "edit" else "recalled"
+    print(f"notification {args.id} {done}; {answer.body['pages']} pages queued for the update")
     return 0
 
 

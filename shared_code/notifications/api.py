@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from azure.core.exceptions import HttpResponseError
+
 from shared_code.conversation.proactive import send_localized
-from shared_code.notifications import fanout
+from shared_code.notifications import edits, fanout
 from shared_code.notifications.audience import preview
 from shared_code.notifications.jobs import (
     MAX_ID_LENGTH,
@@ -16,16 +19,20 @@ from shared_code.notifications.jobs import (
     Target,
     TargetKind,
     check_storable,
+    parse_edit,
     parse_job,
 )
+from shared_code.notifications.ledger import DeliveryState, RecipientKey
 from shared_code.notifications.roster import installed_team
-from shared_code.notifications.store import NotificationState
+from shared_code.notifications.store import NotificationState, counts_of, payload_hash
 from shared_code.plumbing import limits
-from shared_code.plumbing.errors import BadInput, NotFound
+from shared_code.plumbing.errors import AppError, BadInput, Conflict, NotFound
 from shared_code.storage.addresses import Address
 
 if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
     from shared_code.app.services import Services
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +63,11 @@ def notify(data: dict[str, Any], services: Services, *, request_url: str = "") -
     at_once = job.target.is_single and job.not_before is None
     if at_once and job.kind is JobKind.MESSAGE:
         address = find_address(job.target.value, services)
-        activity_id = send_localized(address, job.localized(), services, locale=job.locale)
+        named = "id" in data
+        activity_id = _already_sent(job, address, services) if named else None
+        if activity_id is None:
+            activity_id = send_localized(address, job.localized(), services, locale=job.locale)
+            _record_single(job if named else replace(job, id=activity_id or job.id), address, activity_id, services)
         return Answer(200, {"id": activity_id, "conversation": address.conversation_id})
     if at_once and job.kind is JobKind.DIALOG:
         return Answer(200, start_dialog(job, services))
@@ -65,6 +76,37 @@ def notify(data: dict[str, Any], services: Services, *, request_url: str = "") -
     base = _base_url(request_url, services)
     return Answer(202, {"id": notification.id, "status": f"{base}/api/notify/{quote(notification.id, safe='')}",
                         "created": created})
+
+
+SINGLE_PAGE = "0"
+
+
+def _already_sent(job: Job, address: Address, services: Services) -> str | None:
+    """A single send whose caller id names a notification already sent there: its activity id (nothing is
+    sent again). The same id with other content is a Conflict (409), as for a broadcast."""
+    existing = services.notifications.get(job.id)
+    if existing is None:
+        return None
+    if existing.payload_hash != payload_hash(job):
+        raise Conflict(f"notification id {job.id!r} was already used for a different notification")
+    record = services.ledger.get(job.id, SINGLE_PAGE, RecipientKey(address.channel_id, address.conversation_id))
+    return record.activity_id if record is not None and record.state is DeliveryState.SENT else None
+
+
+def _record_single(job: Job, address: Address, activity_id: str, services: Services) -> None:
+    """Keep a single send as a one-recipient notification with its ledger row, so it can be edited or recalled
+    like a broadcast: named by the caller's id, else by the activity id the answer carries. Five table writes.
+    The message is out: a failure to record it is logged, never the caller's error."""
+    store, key = services.notifications, RecipientKey(address.channel_id, address.conversation_id)
+    try:
+        store.create(check_storable(job))
+        page = store.claim_page(job.id, SINGLE_PAGE, [key], None)
+        record = services.ledger.record_sent(job.id, SINGLE_PAGE, key, activity_id)
+        store.mark_scan_done(job.id)
+        store.save_counts(job.id, SINGLE_PAGE, lambda: counts_of([record]), read=page)
+    except (AppError, HttpResponseError) as error:
+        log.warning("single send to %s not recorded as notification %r: %s", address.channel_id, job.id,
+                    type(error).__name__)
 
 
 def start_dialog(job: Job, services: Services) -> dict[str, Any]:
@@ -82,7 +124,9 @@ def status(notification_id: str, services: Services) -> Answer:
     found = services.notifications.status(notification_id)
     if found is None:
         raise NotFound("no notification with that id")
-    return Answer(200, {**found.to_json(), "acknowledged": services.acknowledgements.count(notification_id)})
+    acks = services.acknowledgements
+    return Answer(200, {**found.to_json(), "acknowledged": acks.count(notification_id),
+                        "reactions": acks.reaction_count(notification_id)})
 
 
 def cancel(notification_id: str, services: Services) -> Answer:
@@ -92,6 +136,24 @@ def cancel(notification_id: str, services: Services) -> Answer:
         raise NotFound("no notification with that id")
     services.notifications.stop(notification_id, NotificationState.CANCELLED, "cancelled by the caller")
     return status(notification_id, services)
+
+
+def edit(notification_id: str, data: dict[str, Any], services: Services) -> Answer:
+    """PATCH /api/notify/{id}: new content for a notification; every delivered message is updated through
+    the queue, and whoever is not sent yet gets it. 202 with the status; 404 unknown, 409 recalled, 400 bad."""
+    limits.identifier(notification_id, "id", MAX_ID_LENGTH)
+    if "id" in data and data["id"] != notification_id:
+        raise BadInput("the body's id, if given, must be the notification's")
+    change = parse_edit({**data, "id": notification_id}, require_version=False)
+    edits.edit(change, services)
+    return Answer(202, status(notification_id, services).body)
+
+
+def recall(notification_id: str, services: Services) -> Answer:
+    """POST /api/notify/{id}/recall: stop what has not been sent and delete every delivered message. 202."""
+    limits.identifier(notification_id, "id", MAX_ID_LENGTH)
+    edits.recall(notification_id, services)
+    return Answer(202, status(notification_id, services).body)
 
 
 def resolve_team_target(job: Job, services: Services) -> Job:
@@ -131,4 +193,4 @@ def _base_url(request_url: str, services: Services) -> str:
     return services.settings.public_base_url.rstrip("/")
 
 
-__all__ = ["Answer", "cancel", "notify", "resolve_team_target", "status", "teams"]
+__all__ = ["Answer", "cancel", "edit", "notify", "recall", "resolve_team_target", "status", "teams"]

@@ -235,7 +235,8 @@ def _record_cancelled(job: PageJob, services: Services) -> dict[Outcome, int]:
 def _content(notification: Notification) -> dict[str, Any]:
     job = notification.job
     localized = job.localized() if job.kind is JobKind.MESSAGE else None
-    return {"kind": job.kind, "localized": localized, "locale": job.locale, "dialog": job.dialog, "id": job.id}
+    return {"kind": job.kind, "localized": localized, "locale": job.locale, "dialog": job.dialog, "id": job.id,
+            "version": notification.version}
 
 
 class Permits:
@@ -356,7 +357,7 @@ def _deliver(claimed: Delivery, address: Address | None, notification: Notificat
             return Finish(claimed, DeliveryState.FAILED, error.code, error.message)
         if after_send is not None:
             after_send(claimed.key)
-        return Finish(claimed, DeliveryState.SENT, activity_id=activity_id)
+        return Finish(claimed, DeliveryState.SENT, activity_id=activity_id, content_version=content["version"])
 
 
 _OUTCOME_OF = {

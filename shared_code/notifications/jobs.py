@@ -22,6 +22,11 @@ name, still read. `team` is every current member of a Teams team, each once in t
 
 `id` is optional for callers (one is made up); it names the notification, so the
 same id sent twice is one notification.
+
+An edit of a notification already sent (also version 1; `id` names it, the content fields replace its
+content, validated as a message's; `ack` and the audience stay as they were):
+
+    {"v": 1, "kind": "edit", "id": "<notification id>", "text": "...", "attachments": [...], ...}
 """
 
 from __future__ import annotations
@@ -198,6 +203,47 @@ def parse_job(data: Any, *, require_version: bool = True) -> Job:
     if not isinstance(dialog, str) or dialog not in KNOWN_DIALOGS:
         raise BadInput(f"unknown dialog {dialog!r}; known: {', '.join(sorted(KNOWN_DIALOGS))}")
     return Job(kind, target, job_id, dialog=dialog, locale=locale or None, not_before=not_before)
+
+
+EDIT_KIND = "edit"
+# What an edit may change: the content, nothing else (the audience, ack and schedule stay).
+EDITABLE_FIELDS = ("text", *CONTENT_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class EditJob:
+    """New content for notification `id`, as given on the wire (the content fields only)."""
+
+    id: str
+    changes: dict[str, Any]
+
+
+def parse_edit(data: Any, *, require_version: bool = True) -> EditJob:
+    """Validate an edit (queue message or PATCH body) as far as it can be without the notification."""
+    if not isinstance(data, dict):
+        raise BadInput("an edit must be a JSON object")
+    if require_version or "v" in data:
+        if not is_version(data.get("v")):
+            raise BadInput(f"unknown job version {data.get('v')!r}; this app reads version {VERSION}")
+    job_id = data.get("id")
+    if not isinstance(job_id, str) or not job_id or len(job_id) > MAX_ID_LENGTH:
+        raise BadInput(f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+    limits.identifier(job_id, "id", MAX_ID_LENGTH)
+    unknown = sorted(set(data) - {"v", "kind", "id", *EDITABLE_FIELDS})
+    if unknown:
+        raise BadInput(f"an edit changes the content only ({', '.join(EDITABLE_FIELDS)}); not {', '.join(unknown)}")
+    changes = {name: data[name] for name in EDITABLE_FIELDS if data.get(name) is not None}
+    if "text" not in changes and "attachments" not in changes:
+        raise BadInput("an edit needs text or attachments")
+    return EditJob(job_id, changes)
+
+
+def revised(job: Job, changes: dict[str, Any]) -> Job:
+    """`job` with its content replaced by `changes`: validated exactly as a new message's content."""
+    if job.kind is not JobKind.MESSAGE:
+        raise BadInput("only a message can be edited, not a dialog")
+    data = {k: v for k, v in job.to_json().items() if k not in EDITABLE_FIELDS}
+    return check_storable(parse_job({**data, **changes}))
 
 
 def parse_ack(value: Any) -> str:

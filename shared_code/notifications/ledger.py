@@ -90,6 +90,12 @@ class Delivery:
     # text and attachments into two messages; such a message cannot be edited or recalled), and when.
     activity_id: str = ""
     sent_at: datetime | None = None
+    # The notification's content version it was sent with; then what edits and a recall did to it
+    # (written by notifications.edits with ETag-guarded merges, never by delivery).
+    content_version: int = 0
+    edited_version: int = 0
+    edit_code: str = ""  # "" updated (or never edited), "in_progress" claimed, else why the update failed
+    recall_code: str = ""  # "" not recalled, "deleted", "in_progress" claimed, else why the delete failed
 
 
 class ClaimOutcome(StrEnum):
@@ -118,13 +124,14 @@ class Finish:
     counted: bool = True
     retry_after: float = -1.0  # for RETRY: seconds the channel asked us to wait (-1: back off as usual)
     activity_id: str = ""  # for SENT: what the connector answered
+    content_version: int = 0  # for SENT: the notification's content version that was sent
 
     @property
     def record(self) -> Delivery:
         attempts = self.claimed.attempts if self.counted else max(0, self.claimed.attempts - 1)
         sent_at = datetime.now(UTC) if self.state is DeliveryState.SENT else None
         return Delivery(self.claimed.key, self.state, attempts, self.claimed.claimed_at, self.code, self.detail[:500],
-                        activity_id=self.activity_id, sent_at=sent_at)
+                        activity_id=self.activity_id, sent_at=sent_at, content_version=self.content_version)
 
 
 # An entity-group transaction holds at most 100 operations: a chunk's claims plus the
@@ -142,6 +149,10 @@ class Ledger:
         self._table = table
         self._lease = lease_seconds
         self._clock = clock
+
+    @property
+    def table(self) -> TableClient:
+        return self._table
 
     def page(self, notification_id: str, page: str) -> dict[RecipientKey, Delivery]:
         """Every record of one page: one partition query, not a read per recipient."""
@@ -255,6 +266,22 @@ class Ledger:
             claims.append(Claim(ClaimOutcome.CLAIMED, _with_etag(plan, meta)))
         return claims
 
+    def record_sent(self, notification_id: str, page: str, key: RecipientKey, activity_id: str) -> Delivery:
+        """Record a message sent outside a page job (a single-conversation send), so it can be edited and
+        recalled like a broadcast's; a record already there is kept (and returned)."""
+        ensure_table(self._table)
+        pk = partition_key(notification_id, page)
+        record = Delivery(key, DeliveryState.SENT, attempts=1, claimed_at=self._clock(), activity_id=activity_id,
+                          sent_at=datetime.now(UTC))
+        try:
+            self._table.create_entity(_to_entity(pk, record))
+            return record
+        except ResourceExistsError:
+            return self._get(pk, key) or record
+
+    def get(self, notification_id: str, page: str, key: RecipientKey) -> Delivery | None:
+        return self._get(partition_key(notification_id, page), key)
+
     def record_skips(self, notification_id: str, page: str,
                      skips: Iterable[tuple[RecipientKey, DeliveryState, str]]) -> None:
         """Record recipients skipped without a send (inactive address), in batches of 100.
@@ -305,6 +332,7 @@ def _to_entity(pk: str, record: Delivery) -> dict[str, Any]:
         "UpdatedAt": datetime.now(UTC),
         "ActivityId": record.activity_id,
         **({"SentAt": record.sent_at} if record.sent_at is not None else {}),
+        **({"ContentVersion": record.content_version} if record.content_version else {}),
     }
 
 
@@ -319,4 +347,8 @@ def _from_entity(entity: Any) -> Delivery:
         etag=str(entity.metadata.get("etag") or "") if hasattr(entity, "metadata") else "",
         activity_id=entity.get("ActivityId") or "",
         sent_at=entity.get("SentAt") if isinstance(entity.get("SentAt"), datetime) else None,
+        content_version=int(entity.get("ContentVersion") or 0),
+        edited_version=int(entity.get("EditedVersion") or 0),
+        edit_code=entity.get("EditCode") or "",
+        recall_code=entity.get("RecallCode") or "",
     )

@@ -64,3 +64,18 @@ def was_sent(table: TableClient, notification_id: str, key: RecipientKey) -> boo
         if is_table_missing(error):
             return False
         raise
+
+
+def sent_as(table: TableClient, notification_id: str, key: RecipientKey, activity_id: str) -> bool:
+    """Was `activity_id` the message this notification sent to `key`'s conversation?"""
+    query, parameters, prefix = _range(notification_id)
+    rows = table.query_entities(f"{query} and RowKey eq @row and ActivityId eq @activity",
+                                parameters={**parameters, "row": key.row_key, "activity": activity_id},
+                                select=["PartitionKey", "ChannelId", "ConversationId", "State"])
+    try:
+        return any(_belongs(row["PartitionKey"], prefix) and row.get("State") == DeliveryState.SENT.value
+                   and [row.get("ChannelId"), row.get("ConversationId")] == key.to_json() for row in rows)
+    except ResourceNotFoundError as error:
+        if is_table_missing(error):
+            return False
+        raise

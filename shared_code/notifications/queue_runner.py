@@ -7,8 +7,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared_code.notifications import fanout, jobs
-from shared_code.notifications.jobs import Job, JobKind
+from shared_code.notifications import edits, fanout, jobs
+from shared_code.notifications.jobs import EditJob, Job, JobKind
 from shared_code.plumbing import limits
 from shared_code.plumbing.errors import (
     AppRejected,
@@ -57,13 +57,21 @@ def handle_queue_message(body: bytes, services: Services, *, message_id: str = "
             raise BadInput(f"the queue message is larger than {queues.MAX_QUEUE_MESSAGE_BYTES // 1024} KiB")
         data = decode(body)
         internal = isinstance(data, dict) and isinstance(data.get("kind"), str) and fanout.is_internal(data)
-        work: Any = _parse_internal(data) if internal else _parse_public(data, message_id)
+        if isinstance(data, dict) and isinstance(data.get("kind"), str) and edits.is_revision(data):
+            work: Any = edits.parse_revision(data)
+        elif isinstance(data, dict) and data.get("kind") == jobs.EDIT_KIND:
+            work = jobs.parse_edit(data)
+        else:
+            work = _parse_internal(data) if internal else _parse_public(data, message_id)
     except BadInput as bad:
         reason = poison(body, bad.message, services)
         log.warning("job refused, moved to poison: %s", reason)
         return Handled(poisoned=reason)
-    kind = work.kind.value if isinstance(work, Job) else type(work).__name__.removesuffix("Job").lower()
-    notification_id = work.id if isinstance(work, Job) else work.notification
+    if isinstance(work, Job | edits.RevisionJob):
+        kind = work.kind.value
+    else:
+        kind = jobs.EDIT_KIND if isinstance(work, EditJob) else type(work).__name__.removesuffix("Job").lower()
+    notification_id = work.id if isinstance(work, Job | EditJob) else work.notification
     try:
         run(work, services)
     except FINAL_ERRORS as final:
@@ -116,8 +124,12 @@ def _parse_public(data: Any, message_id: str) -> Job:
     return jobs.parse_job(data)
 
 
-def run(work: Job | fanout.ScanJob | fanout.PageJob, services: Services) -> None:
-    if isinstance(work, fanout.ScanJob):
+def run(work: Job | EditJob | edits.RevisionJob | fanout.ScanJob | fanout.PageJob, services: Services) -> None:
+    if isinstance(work, edits.RevisionJob):
+        edits.run_revision(work, services)
+    elif isinstance(work, EditJob):
+        edits.edit(work, services)
+    elif isinstance(work, fanout.ScanJob):
         fanout.run_scan(work, services)
     elif isinstance(work, fanout.PageJob):
         from shared_code.notifications.delivery import run_page

@@ -51,6 +51,8 @@ class Notification:
     scan_done: bool = False
     created_at: datetime | None = None
     parked: bool = False  # scheduled beyond the queue's 7 days: the timer queues it when due
+    version: int = 0  # content version: 0 as created, +1 for each edit (notifications.edits)
+    recalled: bool = False  # every delivered message is being (or was) deleted; it can no longer be edited
 
     @property
     def open(self) -> bool:
@@ -94,11 +96,17 @@ class PageRecord:
     resumed_at: int = 0  # how many of its recipients were finished at the latest re-issue
 
 
+# What edits and a recall did, per page summary row (column: status field); summed by `status`.
+REVISION_COUNTS = {"Updated": "updated", "EditFailed": "editFailed", "NotEditable": "notEditable",
+                   "Recalled": "recalled", "RecallFailed": "recallFailed"}
+
+
 @dataclass(frozen=True, slots=True)
 class Status:
     notification: Notification
     pages: int
     counts: PageCounts
+    revisions: dict[str, int] = field(default_factory=dict)  # REVISION_COUNTS' fields, summed
 
     @property
     def pending(self) -> int:
@@ -121,6 +129,8 @@ class Status:
             "skipped": {"inactive": c.inactive, "gone": c.gone}, "cancelled": c.cancelled, "pending": self.pending,
             "errors": list(c.errors),
         }
+        if n.version or n.recalled:
+            out.update({"version": n.version, "recalledAll": n.recalled, **self.revisions})
         if n.stop_reason:
             out["stopReason"] = n.stop_reason
         if n.created_at:
@@ -223,6 +233,60 @@ class NotificationStore:
             except ResourceModifiedError:
                 continue
 
+    def revise(self, notification_id: str, job: Job, expected_version: int) -> int:
+        """Store `job` as the notification's content, one version on; the new version. Guarded by the ETag:
+        Conflict if it was recalled or edited by someone else since it was read at `expected_version`.
+        The payload hash stays the creating request's, so a retry of that request is still no conflict."""
+        try:
+            entity = self._table.get_entity(encode_key(notification_id), NOTIFICATION_ROW)
+        except ResourceNotFoundError:
+            raise Conflict("the notification went away while it was edited") from None
+        if entity.get("Recalled"):
+            raise Conflict("the notification was recalled: it cannot be edited")
+        if int(entity.get("Version") or 0) != expected_version:
+            raise Conflict("the notification was edited by another request at the same time; read it and try again")
+        try:
+            self._table.update_entity(
+                {"PartitionKey": entity["PartitionKey"], "RowKey": NOTIFICATION_ROW,
+                 "Job": json.dumps(job.to_json(), ensure_ascii=False), "Version": expected_version + 1},
+                mode=UpdateMode.MERGE, etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+        except ResourceModifiedError:
+            raise Conflict("the notification changed while it was edited; read it and try again") from None
+        return expected_version + 1
+
+    def recall(self, notification_id: str) -> None:
+        """Mark it recalled (edits are refused from now on) and stop what has not been sent, as cancel does."""
+        for _ in range(5):
+            try:
+                entity = self._table.get_entity(encode_key(notification_id), NOTIFICATION_ROW)
+            except ResourceNotFoundError:
+                return
+            changes: dict[str, Any] = {"Recalled": True}
+            if entity.get("State") in (NotificationState.RUNNING.value, NotificationState.SCHEDULED.value):
+                changes.update(State=NotificationState.CANCELLED.value, StopReason="recalled by the caller")
+            try:
+                self._table.update_entity({"PartitionKey": entity["PartitionKey"], "RowKey": NOTIFICATION_ROW,
+                                           **changes}, mode=UpdateMode.MERGE, etag=entity.metadata["etag"],
+                                          match_condition=MatchConditions.IfNotModified)
+                return
+            except ResourceModifiedError:
+                continue
+
+    def save_revision_counts(self, notification_id: str, page: str, counts: dict[str, int]) -> None:
+        """A page's edit and recall counts (REVISION_COUNTS' columns), recomputed from its ledger by the caller."""
+        self._table.update_entity({"PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
+                                   **{k: int(v) for k, v in counts.items() if k in REVISION_COUNTS}},
+                                  mode=UpdateMode.MERGE)
+
+    def created_since(self, since: datetime) -> list[str]:
+        """Ids of the notifications created at or after `since`, newest first (parameterized query)."""
+        ensure_table(self._table)
+        rows = self._table.query_entities("RowKey eq @row and CreatedAt ge @since",
+                                          parameters={"row": NOTIFICATION_ROW, "since": since.astimezone(UTC)},
+                                          select=["NotificationId", "CreatedAt"])
+        found = sorted(rows, key=lambda r: r.get("CreatedAt") or since, reverse=True)
+        return [str(r["NotificationId"]) for r in found if r.get("NotificationId")]
+
     def parked_due(self, until: datetime) -> list[Notification]:
         """Parked notifications whose notBefore is at or before `until` (parameterized query)."""
         ensure_table(self._table)
@@ -324,8 +388,10 @@ class NotificationStore:
         rows = self._table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": encode_key(notification_id)},
             select=["RowKey", "NotificationId", "Job", "PayloadHash", "State", "StopReason", "ScanDone",
-                    "CreatedAt", "Parked", "Total", "Sent", "Failed", "Gone", "Inactive", "Cancelled", "Errors"],
+                    "CreatedAt", "Parked", "Total", "Sent", "Failed", "Gone", "Inactive", "Cancelled", "Errors",
+                    "Version", "Recalled", *REVISION_COUNTS],
         )
+        revisions = dict.fromkeys(REVISION_COUNTS.values(), 0)
         notification: Notification | None = None
         pages = 0
         total = sent = failed = gone = inactive = cancelled = 0
@@ -341,11 +407,14 @@ class NotificationStore:
             gone += int(row.get("Gone") or 0)
             inactive += int(row.get("Inactive") or 0)
             cancelled += int(row.get("Cancelled") or 0)
+            for column, name in REVISION_COUNTS.items():
+                revisions[name] += int(row.get(column) or 0)
             if len(errors) < MAX_SAMPLE_ERRORS:
                 errors.extend(json.loads(row.get("Errors") or "[]")[: MAX_SAMPLE_ERRORS - len(errors)])
         if notification is None:
             return None
-        return Status(notification, pages, PageCounts(total, sent, failed, gone, inactive, tuple(errors), cancelled))
+        return Status(notification, pages, PageCounts(total, sent, failed, gone, inactive, tuple(errors), cancelled),
+                      revisions)
 
 
 def _notification(entity: Any) -> Notification:
@@ -357,6 +426,7 @@ def _notification(entity: Any) -> Notification:
         job=job, payload_hash=entity["PayloadHash"], state=NotificationState(entity.get("State") or "running"),
         stop_reason=entity.get("StopReason") or "", scan_done=bool(entity.get("ScanDone")),
         created_at=created if isinstance(created, datetime) else None, parked=bool(entity.get("Parked")),
+        version=int(entity.get("Version") or 0), recalled=bool(entity.get("Recalled")),
     )
 
 

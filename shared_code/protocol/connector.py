@@ -130,6 +130,24 @@ class ConnectorClient:
         return self._post(reference.service_url, url, body, trusted=trusted, retries=retries,
                           conversation=reference).get("id", "")
 
+    def update_activity(
+        self, reference: ConversationReference, activity_id: str, activity: dict[str, Any], *, trusted: bool,
+        retries: int = 0,
+    ) -> str:
+        """PUT /v3/conversations/{id}/activities/{activityId}: replace a message the bot sent, in place.
+        ActivityNotFound when the channel no longer has it (deleted, or never ours)."""
+        body = dict(activity, id=activity_id)
+        answer = self._call("PUT", reference, _activity_url(reference, activity_id), body,
+                            trusted=trusted, retries=retries)
+        return str(answer.get("id") or activity_id)
+
+    def delete_activity(
+        self, reference: ConversationReference, activity_id: str, *, trusted: bool, retries: int = 0
+    ) -> None:
+        """DELETE /v3/conversations/{id}/activities/{activityId}: withdraw a message the bot sent."""
+        self._call("DELETE", reference, _activity_url(reference, activity_id), None,
+                   trusted=trusted, retries=retries)
+
     def create_conversation(
         self, service_url: str, parameters: dict[str, Any], *, trusted: bool, retries: int = 0
     ) -> dict[str, Any]:
@@ -275,9 +293,67 @@ class ConnectorClient:
             return data if isinstance(data, dict) else {}
         raise _error_for(response)
 
+    def _call(self, method: str, reference: ConversationReference, url: str, body: dict[str, Any] | None, *,
+              trusted: bool, retries: int) -> dict[str, Any]:
+        """PUT or DELETE of a sent activity, with `_post`'s retries and error mapping (both are safe to repeat:
+        the same PUT twice leaves the same message, a second DELETE finds nothing)."""
+        attempt = 0
+        refreshed_token = False
+        while True:
+            # A change to a message counts against its conversation's limits where the client keeps them.
+            limiter = getattr(self, "_conversations", None)
+            if limiter is not None:
+                limiter.acquire(f"{reference.channel_id}:{reference.conversation.id}")
+            try:
+                return self._call_once(method, reference.service_url, url, body, trusted=trusted)
+            except _TokenRejected as exc:
+                if refreshed_token or not hasattr(self._credentials, "invalidate"):
+                    raise AppRejected(
+                        "the channel rejected the bot's token: check MicrosoftAppId and MicrosoftAppPassword",
+                        code="BotNotRegistered" if exc.code == "BotNotRegistered" else "token_rejected",
+                    ) from None
+                self._credentials.invalidate()  # type: ignore[attr-defined]
+                refreshed_token = True
+            except (Throttled, Upstream) as exc:
+                transient = isinstance(exc, Throttled) or exc.transient
+                if not transient or attempt >= retries:
+                    raise
+                wait = exc.retry_after if isinstance(exc, Throttled) and exc.retry_after is not None else _backoff(attempt)
+                if wait > MAX_RETRY_AFTER:
+                    raise
+                attempt += 1
+                self._sleep(wait)
+
+    def _call_once(self, method: str, service_url: str, url: str, body: dict[str, Any] | None, *,
+                   trusted: bool) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        authorization = self._credentials.authorization(service_url, trusted=trusted)
+        if authorization:
+            headers["Authorization"] = authorization
+        try:
+            response = self._session.request(method, url, json=body, headers=headers, timeout=self._timeout)
+        except requests.Timeout as exc:
+            raise Upstream("the channel did not answer in time", code="timeout") from exc
+        except requests.RequestException as exc:
+            raise Upstream(f"could not reach the channel: {type(exc).__name__}", code="unreachable") from exc
+        if response.status_code in (200, 201, 202, 204):
+            try:
+                data = response.json()
+            except ValueError:
+                data = {}
+            return data if isinstance(data, dict) else {}
+        raise _error_for(response)
+
 
 class _TokenRejected(AppError):
     status = 401
+
+
+class ActivityNotFound(AppError):
+    """The channel has no such message in that conversation (deleted already, or never the bot's):
+    an edit or recall of it can never succeed, and says nothing about the recipient."""
+
+    status = 404
 
 
 def _error_for(response: requests.Response) -> AppError:
@@ -290,6 +366,9 @@ def _error_for(response: requests.Response) -> AppError:
         error = _TokenRejected(message or "unauthorized", code=code or "Unauthorized")
     elif code in APP_REJECTED_CODES:
         error = AppRejected(f"the channel refuses the bot: {code}", code=code)
+    elif code == "ActivityNotFoundInConversation" or sub_code == "ActivityNotFoundInConversation":
+        error = ActivityNotFound("the channel has no such message in the conversation",
+                                 code="ActivityNotFoundInConversation")
     elif status == 429 or status == 503:
         error = Throttled(f"the channel is throttling ({status})", retry_after=_retry_after(response), status=status)
     elif status in (403, 404):
@@ -335,6 +414,11 @@ def _retry_after(response: requests.Response) -> float | None:
 
 def _backoff(attempt: int) -> float:
     return min(8.0, 0.5 * 2**attempt) * (0.5 + random.random() / 2)
+
+
+def _activity_url(reference: ConversationReference, activity_id: str) -> str:
+    return (f"{_base(reference.service_url)}/v3/conversations/{quote(reference.conversation.id, safe='')}"
+            f"/activities/{quote(activity_id, safe='')}")
 
 
 def _base(service_url: str) -> str:

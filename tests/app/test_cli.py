@@ -86,3 +86,41 @@ def test_cli_refuses_a_team_channel_of_an_unknown_team(app_env, connector, capsy
 
     assert code == 2
     assert "no saved team" in capsys.readouterr().err
+
+
+def _sent_broadcast(app_env, connector, notification_id: str, count: int) -> QueueDriver:
+    services.get().addresses.save_many([reference(connector.url, f"c-{i}") for i in range(count)], trusted=False)
+    host = QueueDriver(app_env.values["AzureWebJobsStorage"], app_env.values["JobsQueueName"])
+    assert cli.main(["--all", "--id", notification_id, "--no-wait", "wrong text"]) == 0
+    def done() -> bool:
+        found = services.get().notifications.status(notification_id)
+        return found is not None and found.to_json()["state"] == "done"
+
+    host.run_until(done)
+    return host
+
+
+def test_cli_edit_updates_every_delivered_message(app_env, connector, capsys):
+    host = _sent_broadcast(app_env, connector, "cli-edit", 2)
+
+    code = cli.main(["edit", "cli-edit", "right text"])
+    host.run_until(lambda: len(connector.updated) == 2)
+
+    assert code == 0 and "notification cli-edit edited: version 1" in capsys.readouterr().out
+    assert [connector.texts(f"c-{i}") for i in range(2)] == [["right text"]] * 2
+
+
+def test_cli_recall_deletes_every_delivered_message(app_env, connector, capsys):
+    host = _sent_broadcast(app_env, connector, "cli-recall", 2)
+
+    code = cli.main(["recall", "cli-recall"])
+    host.run_until(lambda: len(connector.deleted) == 2)
+
+    assert code == 0 and "notification cli-recall recalled" in capsys.readouterr().out
+    assert connector.total_delivered() == 0
+
+
+def test_cli_edit_of_an_unknown_notification_says_so_and_exits_2(app_env, capsys):
+    code = cli.main(["edit", "nobody", "text"])
+
+    assert code == 2 and "no notification with that id" in capsys.readouterr().err

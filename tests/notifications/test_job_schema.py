@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from shared_code.notifications.jobs import TargetKind, parse_job
+from shared_code.notifications.jobs import EDIT_KIND, TargetKind, parse_edit, parse_job
 from shared_code.plumbing.errors import BadInput
 
 CARD = {"contentType": "application/vnd.microsoft.card.adaptive",
@@ -36,6 +36,9 @@ GOOD = [
     {"v": 1, "to": {"team": "19:abc@thread.tacv2"}, "text": "hi"},
     {"v": 1, "to": {"teamChannel": "19:abc@thread.tacv2"}, "text": "hi"},
     {"v": 1, "dialog": "survey", "to": {"teamChannel": "19:abc@thread.tacv2"}},
+    {"v": 1, "kind": "edit", "id": "release-42", "text": "corrected"},
+    {"v": 1, "kind": "edit", "id": "release-42", "attachments": [CARD], "suggestedActions": ACTIONS},
+    {"v": 1, "kind": "edit", "id": "release-42", "text": {"en": "fixed", "fr": "corrigé"}, "defaultLocale": "en"},
 ]
 BAD = [
     "not an object",
@@ -78,6 +81,11 @@ BAD = [
     {"v": 1, "to": {"teamChannel": 5}, "text": "hi"},
     {"v": 1, "to": {"channel": "msteams", "channelId": "msteams"}, "text": "hi"},
     {"v": 1, "to": {"teamchannel": "19:abc@thread.tacv2"}, "text": "hi"},
+    {"v": 1, "kind": "edit", "text": "an edit names its notification"},
+    {"v": 1, "kind": "edit", "id": "release-42"},  # no new content
+    {"v": 1, "kind": "edit", "id": "release-42", "text": "hi", "to": "all"},  # the audience stays
+    {"v": 1, "kind": "edit", "id": "release-42", "text": "hi", "ack": {"title": "ok"}},  # so does ack
+    {"kind": "edit", "id": "release-42", "text": "no version"},
 ]
 
 
@@ -87,6 +95,9 @@ def schema_accepts(data: object) -> bool:
 
 def parser_accepts(data: object) -> bool:
     try:
+        if isinstance(data, dict) and data.get("kind") == EDIT_KIND:
+            parse_edit(data)
+            return True
         parse_job(data)
         return True
     except BadInput:
