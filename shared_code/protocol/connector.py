@@ -199,63 +199,35 @@ class ConnectorClient:
                            transient=False)
         return conversation_id
 
-    def _get(
-        self, service_url: str, url: str, params: dict[str, str], *, trusted: bool, retries: int
-    ) -> dict[str, Any]:
-        """GET with the same retries and error mapping as `_post` (a read is always safe to repeat)."""
-        attempt = 0
-        refreshed_token = False
-        while True:
-            try:
-                return self._get_once(service_url, url, params, trusted=trusted)
-            except _TokenRejected as exc:
-                if refreshed_token or not hasattr(self._credentials, "invalidate"):
-                    raise AppRejected(
-                        "the channel rejected the bot's token: check MicrosoftAppId and MicrosoftAppPassword",
-                        code="BotNotRegistered" if exc.code == "BotNotRegistered" else "token_rejected",
-                    ) from None
-                self._credentials.invalidate()  # type: ignore[attr-defined]
-                refreshed_token = True
-            except (Throttled, Upstream) as exc:
-                transient = isinstance(exc, Throttled) or exc.transient
-                if not transient or attempt >= retries:
-                    raise
-                wait = exc.retry_after if isinstance(exc, Throttled) and exc.retry_after is not None else _backoff(attempt)
-                if wait > MAX_RETRY_AFTER:
-                    raise
-                attempt += 1
-                self._sleep(wait)
-
-    def _get_once(self, service_url: str, url: str, params: dict[str, str], *, trusted: bool) -> dict[str, Any]:
-        headers: dict[str, str] = {}
-        authorization = self._credentials.authorization(service_url, trusted=trusted)
-        if authorization:
-            headers["Authorization"] = authorization
-        try:
-            response = self._session.get(url, params=params, headers=headers, timeout=self._timeout)
-        except requests.Timeout as exc:
-            raise Upstream("the channel did not answer in time", code="timeout") from exc
-        except requests.RequestException as exc:
-            raise Upstream(f"could not reach the channel: {type(exc).__name__}", code="unreachable") from exc
-        if response.status_code == 200:
-            try:
-                data = response.json()
-            except ValueError:
-                data = {}
-            return data if isinstance(data, dict) else {}
-        raise _error_for(response)
+    def _get(self, service_url: str, url: str, params: dict[str, str], *, trusted: bool, retries: int) -> dict[str, Any]:
+        """GET (a read is always safe to repeat)."""
+        return self._request("GET", service_url, url, params=params, trusted=trusted, retries=retries)
 
     def _post(self, service_url: str, url: str, body: dict[str, Any], *, trusted: bool, retries: int,
               conversation: ConversationReference | None = None) -> dict[str, Any]:
-        """POST with bounded retries on what is safe to retry: 429/503 (the message was not taken),
-        412/502/504 with backoff, and one retry with a fresh token after a 401."""
+        return self._request("POST", service_url, url, body=body, trusted=trusted, retries=retries,
+                             conversation=conversation)
+
+    def _call(self, method: str, reference: ConversationReference, url: str, body: dict[str, Any] | None, *,
+              trusted: bool, retries: int) -> dict[str, Any]:
+        """PUT or DELETE of a sent activity (both safe to repeat: the same PUT twice leaves the same message,
+        a second DELETE finds nothing); a change to a message counts against its conversation's limits."""
+        return self._request(method, reference.service_url, url, body=body, trusted=trusted, retries=retries,
+                             conversation=reference)
+
+    def _request(self, method: str, service_url: str, url: str, *, body: dict[str, Any] | None = None,
+                 params: dict[str, str] | None = None, trusted: bool, retries: int,
+                 conversation: ConversationReference | None = None) -> dict[str, Any]:
+        """One call with bounded retries on what is safe to retry: 429/503 (the message was not taken),
+        412/502/504 with backoff, and one retry with a fresh token after a 401. Every call naming a
+        conversation first waits for that conversation's limits."""
         attempt = 0
         refreshed_token = False
         while True:
             if conversation is not None and self._conversations is not None:
                 self._conversations.acquire(f"{conversation.channel_id}:{conversation.conversation.id}")
             try:
-                return self._post_once(service_url, url, body, trusted=trusted)
+                return self._request_once(method, service_url, url, body, params, trusted=trusted)
             except _TokenRejected as exc:
                 if refreshed_token or not hasattr(self._credentials, "invalidate"):
                     raise AppRejected(
@@ -274,64 +246,15 @@ class ConnectorClient:
                 attempt += 1
                 self._sleep(wait)
 
-    def _post_once(self, service_url: str, url: str, body: dict[str, Any], *, trusted: bool) -> dict[str, Any]:
-        headers = {"Content-Type": "application/json"}
-        authorization = self._credentials.authorization(service_url, trusted=trusted)
-        if authorization:
-            headers["Authorization"] = authorization
-        try:
-            response = self._session.post(url, json=body, headers=headers, timeout=self._timeout)
-        except requests.Timeout as exc:
-            raise Upstream("the channel did not answer in time", code="timeout") from exc
-        except requests.RequestException as exc:
-            raise Upstream(f"could not reach the channel: {type(exc).__name__}", code="unreachable") from exc
-        if response.status_code in (200, 201, 202):
-            try:
-                data = response.json()
-            except ValueError:
-                data = {}
-            return data if isinstance(data, dict) else {}
-        raise _error_for(response)
-
-    def _call(self, method: str, reference: ConversationReference, url: str, body: dict[str, Any] | None, *,
-              trusted: bool, retries: int) -> dict[str, Any]:
-        """PUT or DELETE of a sent activity, with `_post`'s retries and error mapping (both are safe to repeat:
-        the same PUT twice leaves the same message, a second DELETE finds nothing)."""
-        attempt = 0
-        refreshed_token = False
-        while True:
-            # A change to a message counts against its conversation's limits where the client keeps them.
-            limiter = getattr(self, "_conversations", None)
-            if limiter is not None:
-                limiter.acquire(f"{reference.channel_id}:{reference.conversation.id}")
-            try:
-                return self._call_once(method, reference.service_url, url, body, trusted=trusted)
-            except _TokenRejected as exc:
-                if refreshed_token or not hasattr(self._credentials, "invalidate"):
-                    raise AppRejected(
-                        "the channel rejected the bot's token: check MicrosoftAppId and MicrosoftAppPassword",
-                        code="BotNotRegistered" if exc.code == "BotNotRegistered" else "token_rejected",
-                    ) from None
-                self._credentials.invalidate()  # type: ignore[attr-defined]
-                refreshed_token = True
-            except (Throttled, Upstream) as exc:
-                transient = isinstance(exc, Throttled) or exc.transient
-                if not transient or attempt >= retries:
-                    raise
-                wait = exc.retry_after if isinstance(exc, Throttled) and exc.retry_after is not None else _backoff(attempt)
-                if wait > MAX_RETRY_AFTER:
-                    raise
-                attempt += 1
-                self._sleep(wait)
-
-    def _call_once(self, method: str, service_url: str, url: str, body: dict[str, Any] | None, *,
-                   trusted: bool) -> dict[str, Any]:
+    def _request_once(self, method: str, service_url: str, url: str, body: dict[str, Any] | None,
+                      params: dict[str, str] | None, *, trusted: bool) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         authorization = self._credentials.authorization(service_url, trusted=trusted)
         if authorization:
             headers["Authorization"] = authorization
         try:
-            response = self._session.request(method, url, json=body, headers=headers, timeout=self._timeout)
+            response = self._session.request(method, url, json=body, params=params, headers=headers,
+                                             timeout=self._timeout)
         except requests.Timeout as exc:
             raise Upstream("the channel did not answer in time", code="timeout") from exc
         except requests.RequestException as exc:
