@@ -54,23 +54,18 @@ def deliveries(table: TableClient, notification_id: str, *, page_size: int = 100
 
 def was_sent(table: TableClient, notification_id: str, key: RecipientKey) -> bool:
     """Did the ledger record a sent message of this notification to `key`'s conversation?"""
-    query, parameters, prefix = _range(notification_id)
-    rows = table.query_entities(f"{query} and RowKey eq @row", parameters={**parameters, "row": key.row_key},
-                                select=["PartitionKey", "ChannelId", "ConversationId", "State"])
-    try:
-        return any(_belongs(row["PartitionKey"], prefix) and row.get("State") == DeliveryState.SENT.value
-                   and [row.get("ChannelId"), row.get("ConversationId")] == key.to_json() for row in rows)
-    except ResourceNotFoundError as error:
-        if is_table_missing(error):
-            return False
-        raise
+    return _sent(table, notification_id, key, "", {})
 
 
 def sent_as(table: TableClient, notification_id: str, key: RecipientKey, activity_id: str) -> bool:
     """Was `activity_id` the message this notification sent to `key`'s conversation?"""
+    return _sent(table, notification_id, key, " and ActivityId eq @activity", {"activity": activity_id})
+
+
+def _sent(table: TableClient, notification_id: str, key: RecipientKey, clause: str, extra: dict[str, str]) -> bool:
     query, parameters, prefix = _range(notification_id)
-    rows = table.query_entities(f"{query} and RowKey eq @row and ActivityId eq @activity",
-                                parameters={**parameters, "row": key.row_key, "activity": activity_id},
+    rows = table.query_entities(f"{query} and RowKey eq @row{clause}",
+                                parameters={**parameters, "row": key.row_key, **extra},
                                 select=["PartitionKey", "ChannelId", "ConversationId", "State"])
     try:
         return any(_belongs(row["PartitionKey"], prefix) and row.get("State") == DeliveryState.SENT.value
