@@ -196,8 +196,12 @@ class AcknowledgementStore:
                 if isinstance(r.get("AcknowledgedAt"), datetime)}
 
     def count(self, notification_id: str) -> int:
-        """How many conversations acknowledged: keys only, a page at a time."""
-        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": encode_key(notification_id)},
+        """How many conversations acknowledged."""
+        return self._count_partition(encode_key(notification_id))
+
+    def _count_partition(self, partition: str) -> int:
+        """How many rows a partition holds: keys only, a page at a time."""
+        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": partition},
                                           select=["RowKey"], results_per_page=1000)
         try:
             return sum(1 for _ in rows)
@@ -225,16 +229,8 @@ class AcknowledgementStore:
         }, mode=UpdateMode.REPLACE)
 
     def reaction_count(self, notification_id: str) -> int:
-        """How many (message, user) reactions a notification's messages got: keys only, a page at a time."""
-        rows = self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": NOTIFICATION_REACTION_PREFIX + encode_key(notification_id)},
-            select=["RowKey"], results_per_page=1000)
-        try:
-            return sum(1 for _ in rows)
-        except ResourceNotFoundError as error:
-            if is_table_missing(error):
-                return 0
-            raise
+        """How many (message, user) reactions a notification's messages got."""
+        return self._count_partition(NOTIFICATION_REACTION_PREFIX + encode_key(notification_id))
 
     def reaction(self, key: RecipientKey, activity_id: str) -> str:
         """The latest reaction to one of our messages in that conversation ("" for none)."""
