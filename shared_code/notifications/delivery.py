@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from shared_code.conversation.proactive import send_localized
 from shared_code.notifications import jobs, roster
+from shared_code.notifications.claim_window import Recipient, run_window
 from shared_code.notifications.fanout import PageJob, check_page_job
 from shared_code.notifications.jobs import JobKind, TargetKind
 from shared_code.notifications.ledger import (
-    MAX_CHUNK,
-    Claim,
     ClaimOutcome,
     Delivery,
     DeliveryState,
@@ -32,7 +31,6 @@ from shared_code.notifications.ledger import (
     RecipientKey,
 )
 from shared_code.notifications.pacing import Pacer, pacer_for, tenant_of
-from shared_code.notifications.sender import send_all
 from shared_code.notifications.store import Notification, NotificationState, PageCounts, counts_of
 from shared_code.plumbing.errors import AppError, AppRejected, NotFound, RecipientGone, Throttled, Upstream
 from shared_code.storage.addresses import Address
@@ -72,10 +70,10 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
     """Send one page job; re-queue what failed transiently; refresh the page's counts.
 
     Table operations per page: the notification, the ledger partition, the page's addresses
-    (a range query per channel), then one transaction per chunk of `SendConcurrency`
-    recipients (that chunk's claims and the previous chunk's outcomes together), and the
-    counts. A host that dies mid-page leaves at most one chunk, the sends in flight, as
-    `outcome_unknown`.
+    (a range query per channel), then one transaction per half of `SendConcurrency` recipients
+    or so (the outcomes that came back and as many new claims; claim_window), and the counts.
+    A host that dies mid-page leaves at most `SendConcurrency` per tenant, the sends in flight,
+    as `outcome_unknown`.
     """
     store, ledger, settings = services.notifications, services.ledger, services.settings
     notification = store.get(job.notification)
@@ -121,10 +119,9 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
     activity_fields = _content(notification)
     pacer = pacer_for(services)
 
-    def send_one(item: tuple[RecipientKey, Delivery, Address | None], take_token: Callable[[], None]) -> Finish:
-        key, claimed, address = item
+    def send_one(recipient: Recipient, claimed: Delivery) -> Finish:
         try:
-            return _deliver(claimed, address, notification, services, activity_fields, pacer, after_send,
+            return _deliver(claimed, recipient.address, notification, services, activity_fields, pacer, after_send,
                             members=members)
         except AppRejected as rejected:
             stop_reason.append(f"{rejected.code}: {rejected.message}")
@@ -132,53 +129,17 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
             # Not this recipient's fault: leave it claimable, in case an operator restarts the broadcast.
             return Finish(claimed, DeliveryState.RETRY, "stopped", "the broadcast was stopped")
 
-    # Claimed but not yet recorded, across every page job of this process: at most SendConcurrency per
-    # tenant. That is what a process that dies leaves in doubt (outcome_unknown), whatever its host runs
-    # at once. Per tenant, so that page jobs waiting for one tenant's budget never hold up another's.
-    finishes: list[Finish] = []
-    held: tuple[Permits, int] | None = None  # the permits of `finishes`
-    taken: tuple[Permits, int] | None = None  # acquired for a chunk not yet claimed
-
-    def record(more: list[tuple[RecipientKey, Delivery | None]]) -> list[Claim]:
-        """Write `finishes` (and claim `more`) in one transaction; the permits of what was written go back."""
-        nonlocal finishes, held
-        claims = ledger.settle(job.notification, job.page, finishes, more)
-        results.extend((finish.claimed.key, _result(finish)) for finish in finishes)
-        finishes = []
-        if held is not None:
-            held[0].release(held[1])
-            held = None
-        return claims
-
-    try:
-        for tenant, chunk in _chunks_by_tenant(todo, max(1, min(settings.send_concurrency, MAX_CHUNK))):
-            if stop.is_set():
-                results.extend((key, Result(Outcome.STOPPED)) for key, _, _ in chunk)
-                continue
-            permits = in_flight_permits(settings.send_concurrency, tenant)
-            if not permits.try_acquire(len(chunk)):
-                if held is not None:  # other page jobs are sending: give back ours before waiting
-                    record([])
-                permits.acquire(len(chunk))
-            taken = (permits, len(chunk))
-            claims = record([(key, known_record) for key, known_record, _ in chunk])
-            held, taken = taken, None
-            sendable = []
-            for (key, _, address), claim in zip(chunk, claims, strict=True):
-                if claim.outcome is ClaimOutcome.DONE:
-                    results.append((key, Result(Outcome.ALREADY)))
-                elif claim.outcome is ClaimOutcome.BUSY:
-                    results.append((key, Result(Outcome.BUSY, wait=claim.wait)))
-                else:
-                    assert claim.delivery is not None
-                    sendable.append((key, claim.delivery, address))
-            finishes = [finish for _, finish in send_all(sendable, send_one, concurrency=settings.send_concurrency)]
-        if finishes or held is not None:
-            record([])
-    finally:
-        for permits_held in (held, taken):
-            if permits_held is not None:
-                permits_held[0].release(permits_held[1])
+    # The ledger in rolling transactions, at most `SendConcurrency` per tenant claimed and unrecorded
+    # in this process: all that a host that dies can leave in doubt (outcome_unknown).
+    window = run_window([Recipient(key, record, address, tenant_of(address) if address is not None else "")
+                         for key, record, address in todo], send_one, ledger=ledger,
+                        notification_id=job.notification, page=job.page,
+                        concurrency=settings.send_concurrency, stop=stop)
+    results.extend((finish.claimed.key, _result(finish)) for finish in window.recorded)
+    for key, claim in window.unclaimed:
+        results.append((key, Result(Outcome.ALREADY) if claim.outcome is ClaimOutcome.DONE
+                        else Result(Outcome.BUSY, wait=claim.wait)))
+    results.extend((key, Result(Outcome.STOPPED)) for key in window.stopped)
 
     if stop_reason:
         store.stop(job.notification, NotificationState.STOPPED, stop_reason[0])
@@ -237,58 +198,6 @@ def _content(notification: Notification) -> dict[str, Any]:
     localized = job.localized() if job.kind is JobKind.MESSAGE else None
     return {"kind": job.kind, "localized": localized, "locale": job.locale, "dialog": job.dialog, "id": job.id,
             "version": notification.version}
-
-
-class Permits:
-    """A counting semaphore that takes and gives back several at once."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._free = size
-        self._changed = threading.Condition()
-
-    def try_acquire(self, count: int) -> bool:
-        with self._changed:
-            if self._free >= count:
-                self._free -= count
-                return True
-            return False
-
-    def acquire(self, count: int) -> None:
-        with self._changed:
-            self._changed.wait_for(lambda: self._free >= count)
-            self._free -= count
-
-    def release(self, count: int) -> None:
-        if count:
-            with self._changed:
-                self._free = min(self.size, self._free + count)
-                self._changed.notify_all()
-
-
-# One per SendConcurrency value and tenant for the whole process; safe to lose (a new one starts empty-handed).
-_permits: dict[tuple[int, str], Permits] = {}
-_permits_lock = threading.Lock()
-
-
-def in_flight_permits(size: int, tenant: str) -> Permits:
-    with _permits_lock:
-        found = _permits.get((size, tenant))
-        if found is None:
-            found = _permits[(size, tenant)] = Permits(size)
-        return found
-
-
-Todo = tuple[RecipientKey, Delivery | None, Address | None]
-
-
-def _chunks_by_tenant(todo: list[Todo], size: int) -> list[tuple[str, list[Todo]]]:
-    """The page's recipients in chunks of one tenant each, tenants in the order they first appear."""
-    groups: dict[str, list[Todo]] = {}
-    for item in todo:
-        groups.setdefault(tenant_of(item[2]) if item[2] is not None else "", []).append(item)
-    return [(tenant, items[start:start + size]) for tenant, items in groups.items()
-            for start in range(0, len(items), size)]
 
 
 def _result(finish: Finish) -> Result:

@@ -1,0 +1,229 @@
+"""The claim window: a page's recipients claimed, sent and recorded in rolling ledger transactions.
+
+Two promises pull against each other here. The ledger must cost almost nothing per message, so
+claims and outcomes are written many to a transaction. And a host that dies must leave no more
+recipients in doubt (`outcome_unknown`: claimed, maybe sent, never recorded) than it has sends in
+flight. The window keeps both: each transaction records the outcomes that came in and claims as
+many new recipients as that frees, so the claimed-but-unrecorded never exceed `size` per tenant in
+the whole process, and the senders never stop for the ledger.
+
+Why rolling rather than chunk after chunk: a chunk's transaction could only start once its last
+send had come back, so the senders stood idle for a send's latency and a transaction every chunk.
+At the channel's limit those idle moments are budget slots that nobody takes (about a tenth of the
+rate). Here a transaction starts once half the window is back (`threshold`), while the other half
+is still sending, so at the limit there is always a sender waiting for the next slot.
+
+Permits are per tenant (a page waiting for one tenant's budget never holds up another's) and
+shared by every page job of the process; they and every window wait on one condition, so a
+window wakes when its own sends come back and when another page gives permits back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shared_code.notifications.ledger import MAX_CHUNK, Claim, ClaimOutcome, Delivery, Finish, RecipientKey
+
+if TYPE_CHECKING:
+    from shared_code.notifications.ledger import Ledger
+    from shared_code.storage.addresses import Address
+
+log = logging.getLogger(__name__)
+
+# Every window and every tenant's permits of this process wait on this one condition.
+_changed = threading.Condition()
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One recipient of a page: what the ledger knew of it before the page ran, its address, its tenant."""
+
+    key: RecipientKey
+    known: Delivery | None
+    address: Address | None
+    tenant: str
+
+
+@dataclass(slots=True)
+class WindowResult:
+    recorded: list[Finish] = field(default_factory=list)  # sent or tried, outcome written
+    unclaimed: list[tuple[RecipientKey, Claim]] = field(default_factory=list)  # DONE or BUSY: not ours to send
+    stopped: list[RecipientKey] = field(default_factory=list)  # never claimed: the broadcast stopped first
+
+
+Send = Callable[[Recipient, Delivery], Finish]
+
+
+class Permits:
+    """How many more recipients of one tenant this process may claim before it records some."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size  # read and changed with `_changed` held
+
+    def take_up_to(self, count: int) -> int:
+        taken = min(count, self.free)
+        self.free -= taken
+        return taken
+
+    def give_back(self, count: int) -> None:
+        self.free = min(self.size, self.free + count)
+
+
+# One per window size and tenant for the whole process; safe to lose (a new one starts with every permit).
+_permits: dict[tuple[int, str], Permits] = {}
+
+
+def permits_for(size: int, tenant: str) -> Permits:
+    with _changed:
+        found = _permits.get((size, tenant))
+        if found is None:
+            found = _permits[(size, tenant)] = Permits(size)
+        return found
+
+
+def window_size(send_concurrency: int) -> int:
+    """Claimed-but-unrecorded recipients per tenant: the send concurrency, within one transaction's room."""
+    return max(1, min(send_concurrency, MAX_CHUNK))
+
+
+def run_window(recipients: list[Recipient], send: Send, *, ledger: Ledger, notification_id: str, page: str,
+               concurrency: int, stop: threading.Event) -> WindowResult:
+    """Claim, send (`send`, on `concurrency` threads) and record every recipient, in the order given.
+
+    `send` must turn a recipient's failure into its Finish; anything it raises anyway (a bug) ends
+    the page once the sends in flight are back and recorded, and propagates, so the queue runs the
+    page again. A ledger error propagates the same way. Once `stop` is set nobody more is claimed.
+    """
+    return _Window(recipients, send, ledger, notification_id, page, concurrency, stop).run()
+
+
+class _Window:
+    def __init__(self, recipients: list[Recipient], send: Send, ledger: Ledger, notification_id: str, page: str,
+                 concurrency: int, stop: threading.Event) -> None:
+        self.queue = deque(recipients)
+        self.send, self.ledger, self.stop = send, ledger, stop
+        self.notification_id, self.page = notification_id, page
+        self.concurrency = max(1, concurrency)
+        self.size = window_size(concurrency)
+        self.threshold = max(1, self.size // 2)
+        self.in_flight = 0
+        self.back: list[tuple[str, Finish]] = []  # sends that came back, not yet recorded (tenant, outcome)
+        self.error: BaseException | None = None
+        self.result = WindowResult()
+
+    def run(self) -> WindowResult:
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="send") as pool:
+            try:
+                while self._step(pool):
+                    pass
+            except BaseException:
+                self._wind_down(pool)
+                raise
+        return self.result
+
+    def _step(self, pool: ThreadPoolExecutor) -> bool:
+        """One transaction: what came back recorded, as many new recipients claimed as that frees."""
+        with _changed:
+            _changed.wait_for(self._ready)
+            if self.error is not None:
+                raise self.error
+            if self.stop.is_set() and self.queue:
+                self.result.stopped.extend(r.key for r in self.queue)
+                self.queue.clear()
+            if not self.queue and not self.in_flight and not self.back:
+                return False
+            back, self.back = self.back, []
+            wanted = self._take()
+        try:
+            claims = self.ledger.settle(self.notification_id, self.page, [finish for _, finish in back],
+                                        [(r.key, r.known) for r in wanted])
+        except BaseException:
+            with _changed:  # not written: back where they were, for the wind-down to try again
+                self.back[:0] = back
+                for tenant, count in Counter(r.tenant for r in wanted).items():
+                    permits_for(self.size, tenant).give_back(count)
+                _changed.notify_all()
+            raise
+        self.result.recorded.extend(finish for _, finish in back)
+        sendable: list[tuple[Recipient, Delivery]] = []
+        with _changed:
+            for tenant, count in Counter(tenant for tenant, _ in back).items():
+                permits_for(self.size, tenant).give_back(count)
+            for recipient, claim in zip(wanted, claims, strict=True):
+                if claim.outcome is ClaimOutcome.CLAIMED and claim.delivery is not None:
+                    sendable.append((recipient, claim.delivery))
+                else:
+                    permits_for(self.size, recipient.tenant).give_back(1)
+                    self.result.unclaimed.append((recipient.key, claim))
+            self.in_flight += len(sendable)
+            _changed.notify_all()
+        for recipient, delivery in sendable:
+            pool.submit(self.send, recipient, delivery).add_done_callback(
+                lambda future, tenant=recipient.tenant: self._came_back(tenant, future))
+        return True
+
+    def _ready(self) -> bool:
+        """Worth a transaction now (called with `_changed` held)."""
+        if self.error is not None or (self.stop.is_set() and self.queue):
+            return True
+        if not self.in_flight:
+            return bool(self.back) or not self.queue or self._head_permits().free > 0
+        if len(self.back) >= self.threshold:
+            return True
+        # Senders are still busy: claim more once a worthwhile batch of permits is free (another page
+        # gave some back), not one transaction per permit.
+        return bool(self.queue) and self._head_permits().free >= min(self.threshold, self._head_run())
+
+    def _head_permits(self) -> Permits:
+        return permits_for(self.size, self.queue[0].tenant)
+
+    def _head_run(self) -> int:
+        """How many recipients of the head's tenant come next (a transaction claims one tenant's)."""
+        tenant, run = self.queue[0].tenant, 0
+        for recipient in self.queue:
+            if recipient.tenant != tenant or run >= self.size:
+                break
+            run += 1
+        return run
+
+    def _take(self) -> list[Recipient]:
+        """Recipients of the head's tenant for whom a permit is free (called with `_changed` held)."""
+        if not self.queue:
+            return []
+        count = self._head_permits().take_up_to(self._head_run())
+        return [self.queue.popleft() for _ in range(count)]
+
+    def _came_back(self, tenant: str, future: Future[Finish]) -> None:
+        with _changed:
+            self.in_flight -= 1
+            error = future.exception()
+            if error is not None:
+                self.error = self.error or error
+                permits_for(self.size, tenant).give_back(1)  # never recorded: in doubt, as a dead host's
+            else:
+                self.back.append((tenant, future.result()))
+            _changed.notify_all()
+
+    def _wind_down(self, pool: ThreadPoolExecutor) -> None:
+        """The page is failing: let the sends in flight come back, record them if the table lets us, and
+        give every permit back."""
+        pool.shutdown(wait=True)
+        with _changed:
+            back, self.back = self.back, []
+        if back:
+            try:
+                self.ledger.settle(self.notification_id, self.page, [finish for _, finish in back])
+                self.result.recorded.extend(finish for _, finish in back)
+            except Exception:  # the table is what failed: these stay claimed, in doubt, until their lease ends
+                log.warning("page %s of %s: %d outcomes not recorded", self.page, self.notification_id, len(back))
+        with _changed:
+            for tenant, count in Counter(tenant for tenant, _ in back).items():
+                permits_for(self.size, tenant).give_back(count)
+            _changed.notify_all()
