@@ -22,7 +22,7 @@ def _serve(latency: float, tenant_limit: int | None, conn: Any) -> None:
             command = conn.recv()
             if command == "stats":
                 arrivals = sorted(t for times in stub.all_arrival_times().values() for t in times)
-                conn.send({"delivered": len(arrivals), "first": arrivals[0] if arrivals else 0.0,
+                conn.send({"arrivals": arrivals, "delivered": len(arrivals), "first": arrivals[0] if arrivals else 0.0,
                            "last": arrivals[-1] if arrivals else 0.0,
                            "throttled": limits.throttled_total() if limits else 0,
                            "max_in_any_second": max((limits.max_in_any_second(t) for t in limits.tenants()),

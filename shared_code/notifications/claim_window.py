@@ -140,21 +140,24 @@ class _Window:
             if not self.queue and not self.in_flight and not self.back:
                 return False
             back, self.back = self.back, []
-            wanted = self._take()
+            returning = Counter(tenant for tenant, _ in back)
+            wanted, reused = self._take(returning)
         try:
             claims = self.ledger.settle(self.notification_id, self.page, [finish for _, finish in back],
                                         [(r.key, r.known) for r in wanted])
         except BaseException:
             with _changed:  # not written: back where they were, for the wind-down to try again
                 self.back[:0] = back
-                for tenant, count in Counter(r.tenant for r in wanted).items():
-                    permits_for(self.size, tenant).give_back(count)
+                if wanted:
+                    permits_for(self.size, wanted[0].tenant).give_back(len(wanted) - reused)
                 _changed.notify_all()
             raise
         self.result.recorded.extend(finish for _, finish in back)
         sendable: list[tuple[Recipient, Delivery]] = []
         with _changed:
-            for tenant, count in Counter(tenant for tenant, _ in back).items():
+            if wanted:
+                returning[wanted[0].tenant] -= reused  # those permits went straight to the new claims
+            for tenant, count in returning.items():
                 permits_for(self.size, tenant).give_back(count)
             for recipient, claim in zip(wanted, claims, strict=True):
                 if claim.outcome is ClaimOutcome.CLAIMED and claim.delivery is not None:
@@ -173,12 +176,12 @@ class _Window:
         """Worth a transaction now (called with `_changed` held)."""
         if self.error is not None or (self.stop.is_set() and self.queue):
             return True
-        if not self.in_flight:
-            return bool(self.back) or not self.queue or self._head_permits().free > 0
+        if not self.in_flight and (self.back or not self.queue):
+            return True
         if len(self.back) >= self.threshold:
             return True
-        # Senders are still busy: claim more once a worthwhile batch of permits is free (another page
-        # gave some back), not one transaction per permit.
+        # Claim once a worthwhile batch of permits is free (other pages hold the rest, or gave some
+        # back), not one transaction per permit.
         return bool(self.queue) and self._head_permits().free >= min(self.threshold, self._head_run())
 
     def _head_permits(self) -> Permits:
@@ -193,12 +196,16 @@ class _Window:
             run += 1
         return run
 
-    def _take(self) -> list[Recipient]:
-        """Recipients of the head's tenant for whom a permit is free (called with `_changed` held)."""
+    def _take(self, returning: Counter[str]) -> tuple[list[Recipient], int]:
+        """Recipients of the head's tenant to claim (called with `_changed` held), and how many of them
+        take the permits of the outcomes recorded in the same transaction: the transaction writes both
+        at once, or neither, so the window never holds more than its size."""
         if not self.queue:
-            return []
-        count = self._head_permits().take_up_to(self._head_run())
-        return [self.queue.popleft() for _ in range(count)]
+            return [], 0
+        run, own = self._head_run(), returning[self.queue[0].tenant]
+        reused = min(run, own)
+        count = reused + self._head_permits().take_up_to(run - reused)
+        return [self.queue.popleft() for _ in range(count)], reused
 
     def _came_back(self, tenant: str, future: Future[Finish]) -> None:
         with _changed:
