@@ -131,7 +131,7 @@ def run_page(job: PageJob, services: Services, *, after_send: AfterSend | None =
 
     # The ledger in rolling transactions, at most `SendConcurrency` per tenant claimed and unrecorded
     # in this process: all that a host that dies can leave in doubt (outcome_unknown).
-    window = run_window([Recipient(key, record, address, tenant_of(address) if address is not None else "")
+    window = run_window([Recipient(key, record, address, _tenant(key, address, members))
                          for key, record, address in todo], send_one, ledger=ledger,
                         notification_id=job.notification, page=job.page,
                         concurrency=settings.send_concurrency, stop=stop)
@@ -170,6 +170,14 @@ def _addresses_of(job: PageJob, members: roster.TeamMembers | None,
         return services.addresses.get_many((k.channel_id, k.conversation_id) for k in job.keys if k.well_formed)
     found = ((k, members.address(k.conversation_id)) for k in job.keys)
     return {(k.channel_id, k.conversation_id): address for k, address in found if address is not None}
+
+
+def _tenant(key: RecipientKey, address: Address | None, members: roster.TeamMembers | None) -> str:
+    """Whose budget and permits a recipient counts against: its address's tenant, or for a team member
+    without a chat yet, the team's (where the chat is created)."""
+    if address is not None:
+        return tenant_of(address)
+    return tenant_of(members.pacing_address(key.conversation_id)) if members is not None else ""
 
 
 def page_counts(services: Services, notification_id: str, page: str) -> PageCounts:
