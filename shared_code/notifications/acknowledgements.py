@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.notifications import ledger_reads
@@ -227,6 +227,28 @@ class AcknowledgementStore:
             "ChannelId": key.channel_id, "ConversationId": key.conversation_id, "ReplyToId": reply_to_id,
             "UserId": user_id, "Reaction": reaction[:100], "ReactedAt": at.astimezone(UTC),
         }, mode=UpdateMode.REPLACE)
+
+    def purge_reactions(self, before: datetime, *, page_size: int = 100) -> int:
+        """Delete the reactions kept by conversation that were made before `before`; how many went."""
+        deleted = 0
+        try:
+            # Every `r.` partition and no other: "." + 1 is "/" (encode_key never yields either).
+            rows = self._table.query_entities(
+                "PartitionKey ge @low and PartitionKey lt @high and ReactedAt lt @before",
+                parameters={"low": REACTION_PREFIX, "high": REACTION_PREFIX[:-1] + "/", "before": before.astimezone(UTC)},
+                select=["PartitionKey", "RowKey"], results_per_page=page_size)
+            for page in rows.by_page():
+                by_partition: dict[str, list[tuple[str, dict[str, str]]]] = {}
+                for row in page:
+                    by_partition.setdefault(row["PartitionKey"], []).append(
+                        ("delete", {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"]}))
+                for batch in by_partition.values():  # a transaction holds one partition
+                    self._table.submit_transaction(batch)
+                    deleted += len(batch)
+        except HttpResponseError as error:
+            if not is_table_missing(error):
+                raise
+        return deleted
 
     def reaction_count(self, notification_id: str) -> int:
         """How many (message, user) reactions a notification's messages got."""

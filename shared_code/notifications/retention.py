@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from azure.core.exceptions import HttpResponseError
 
 from shared_code.notifications import member_index
+from shared_code.notifications.acknowledgements import NOTIFICATION_REACTION_PREFIX
 from shared_code.notifications.ledger import partition_key
 from shared_code.notifications.store import NOTIFICATION_ROW, PAGE_PREFIX, NotificationState
 from shared_code.storage.keys import encode_key
@@ -35,7 +36,8 @@ def purge(services: Services, *, now: datetime | None = None, page_size: int = 1
     """Delete what is past retention, a page at a time (never a whole table in memory).
 
     Addresses unseen for AddressRetentionDays (0 = keep); notifications created more than
-    DeliveryRetentionDays ago and finished (0 = keep), with their page summaries and ledger.
+    DeliveryRetentionDays ago and finished (0 = keep), with their page summaries, ledger,
+    acknowledgements and reactions; reactions older than DeliveryRetentionDays.
     """
     settings = services.settings
     now = (now or services.clock()).astimezone(UTC)
@@ -48,6 +50,8 @@ def purge(services: Services, *, now: datetime | None = None, page_size: int = 1
         for notification_id in _finished_before(services, before, page_size):
             deliveries += purge_notification(services, notification_id, page_size=page_size)
             notifications += 1
+        # Reactions kept by conversation (the reports' column) go with the deliveries they were made to.
+        services.acknowledgements.purge_reactions(before, page_size=page_size)
     result = PurgeResult(addresses, notifications, deliveries)
     log.info("purge: %d addresses, %d notifications, %d deliveries deleted", *(
         result.addresses, result.notifications, result.deliveries))
@@ -71,6 +75,7 @@ def purge_notification(services: Services, notification_id: str, *, page_size: i
                                                page_size=page_size)
     acknowledgements = services.table_service.get_table_client(services.settings.acknowledgements_table)
     delete_partition(acknowledgements, pk, page_size=page_size)  # who acknowledged: user data, kept no longer
+    delete_partition(acknowledgements, NOTIFICATION_REACTION_PREFIX + pk, page_size=page_size)  # who reacted
     delete_partition(store.table, member_index.partition_of(notification_id), page_size=page_size)  # a team's
     delete_partition(store.table, pk, page_size=page_size, keep_last=NOTIFICATION_ROW)
     return deliveries

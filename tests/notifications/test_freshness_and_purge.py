@@ -86,3 +86,32 @@ def test_purge_removes_a_finished_notifications_acknowledgements_too(app_env, co
     PurgeFunction.main(TimerRequest(past_due=False))
 
     assert (app.acknowledgements.count("old-ack"), app.acknowledgements.count("new-ack")) == (0, 1)
+
+
+def reaction_rows() -> dict[str, int]:
+    """Reaction rows by kind: kept for a notification (`q.`) and by conversation (`r.`)."""
+    table = services.get().table_service.get_table_client(services.get().settings.acknowledgements_table)
+    kinds = {"q.": 0, "r.": 0}
+    for row in table.list_entities(select=["PartitionKey"]):
+        kinds[row["PartitionKey"][:2]] = kinds.get(row["PartitionKey"][:2], 0) + 1
+    return kinds
+
+
+def test_purge_removes_the_reactions_to_a_purged_notification(app_env, connector):
+    from tests.notifications.test_reactions import reaction
+
+    app_env.set(DeliveryRetentionDays="30")
+    app, now = services.get(), datetime.now(UTC)
+    seed(connector, {"c-1": "en-US"}, now=now)
+    for notification_id, age in (("old-like", 31), ("new-like", 29)):
+        app.clock = lambda age=age: now - timedelta(days=age)
+        call("POST", {"to": "all", "id": notification_id, "text": "like me"})
+        drain(app_env, lambda notification_id=notification_id: status(notification_id)["state"] == "done")
+        post_activity(reaction(connector, "c-1", connector.activities("c-1")[-1]["id"]))
+    app.clock = lambda: now
+    assert reaction_rows() == {"q.": 2, "r.": 2}
+
+    PurgeFunction.main(TimerRequest(past_due=False))
+
+    assert reaction_rows() == {"q.": 1, "r.": 1}
+    assert (status("new-like")["reactions"], call("GET", notification_id="old-like").status_code) == (1, 404)
