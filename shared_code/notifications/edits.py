@@ -14,6 +14,9 @@ successes, a second transaction per 100). No extra partition and no read per rec
 ledger read, two transactions per 100 delivered messages and one page-summary write. As with sends, a
 host that dies between its claim and the call leaves that message unedited (at most once), never twice.
 
+A message the channel could not change yet (5xx, timeouts, throttled past patience) is released (its row
+as before the claim) and the job comes back with backoff, up to SendMaxAttempts times; then it is failed.
+
 A page still sending waits (the job comes back later) until none of its recipients is in flight, so a
 message sent with the old content by a page job that read the notification before the edit is updated too.
 """
@@ -34,7 +37,7 @@ from shared_code.notifications import jobs
 from shared_code.notifications.jobs import EditJob, revised
 from shared_code.notifications.ledger import Delivery, DeliveryState, RecipientKey, partition_key
 from shared_code.notifications.pacing import Pacer, pacer_for
-from shared_code.plumbing.errors import AppError, AppRejected, BadInput, Conflict, NotFound, Throttled
+from shared_code.plumbing.errors import AppError, AppRejected, BadInput, Conflict, NotFound, Throttled, Upstream
 from shared_code.protocol.activity import message_to
 from shared_code.storage.addresses import Address
 
@@ -64,6 +67,7 @@ class RevisionJob:
     page: str
     version: int = 0  # for an edit: the content version to apply
     wait: int = 0  # how often it came back for a page still sending
+    attempt: int = 0  # how often it came back for messages the channel could not change yet (5xx, timeouts)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"v": jobs.VERSION, "kind": self.kind.value, "notification": self.notification,
@@ -72,6 +76,8 @@ class RevisionJob:
             out["version"] = self.version
         if self.wait:
             out["wait"] = self.wait
+        if self.attempt:
+            out["attempt"] = self.attempt
         return out
 
 
@@ -86,14 +92,14 @@ def parse_revision(data: dict[str, Any]) -> RevisionJob:
     notification, page = data.get("notification"), data.get("page")
     if not isinstance(notification, str) or not notification or not isinstance(page, str) or not page:
         raise BadInput("notification and page are required")
-    version, wait = data.get("version", 0), data.get("wait", 0)
-    for name, value in (("version", version), ("wait", wait)):
+    version, wait, attempt = data.get("version", 0), data.get("wait", 0), data.get("attempt", 0)
+    for name, value in (("version", version), ("wait", wait), ("attempt", attempt)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise BadInput(f"{name} must be a non-negative integer")
     kind = RevisionKind(data["kind"])
     if kind is RevisionKind.EDIT and version < 1:
         raise BadInput("version must be a positive integer")
-    return RevisionJob(kind, notification, page, version, wait)
+    return RevisionJob(kind, notification, page, version, wait, attempt)
 
 
 def edit(change: EditJob, services: Services) -> int:
@@ -160,11 +166,22 @@ def run_revision(job: RevisionJob, services: Services) -> dict[str, int]:
     addresses = services.addresses.get_many((d.key.channel_id, d.key.conversation_id) for d in claimed)
     pacer = pacer_for(services)
     outcomes: dict[RecipientKey, str] = {}
+    again: list[Delivery] = []  # the channel could not change them yet: released, and tried by a later job
+    last_attempt = job.attempt + 1 >= services.settings.send_max_attempts
     for delivery in claimed:
         address = addresses.get((delivery.key.channel_id, delivery.key.conversation_id))
-        outcomes[delivery.key] = _apply(job, delivery, address, content, notification.job.locale, pacer, services)
+        code, transient = _apply(job, delivery, address, content, notification.job.locale, pacer, services)
+        if transient and not last_attempt:
+            again.append(delivery)
+        else:
+            outcomes[delivery.key] = code
     column = "EditCode" if job.kind is RevisionKind.EDIT else "RecallCode"
-    _merge(services, job, [{"RowKey": key.row_key, column: code} for key, code in outcomes.items()])
+    _merge(services, job, [{"RowKey": key.row_key, column: code} for key, code in outcomes.items()]
+           + [_released(job, delivery) for delivery in again])
+    if again:
+        retry = RevisionJob(job.kind, job.notification, job.page, job.version, job.wait, job.attempt + 1)
+        delay = math.ceil(min(60.0, 2.0 ** job.attempt) * services.settings.retry_delay_scale)
+        jobs.enqueue(retry.to_json(), services, delay_seconds=delay)
     counts = _counts(ledger.page(job.notification, job.page).values())
     store.save_revision_counts(job.notification, job.page, counts)
     log.info("notification %s page %s %s: %s", job.notification, job.page, job.kind.value,
@@ -172,11 +189,20 @@ def run_revision(job: RevisionJob, services: Services) -> dict[str, int]:
     return counts
 
 
+def _released(job: RevisionJob, delivery: Delivery) -> dict[str, Any]:
+    """A claimed row as it was before the claim, so the job's next attempt finds it to do again."""
+    if job.kind is RevisionKind.EDIT:
+        return {"RowKey": delivery.key.row_key, "EditedVersion": delivery.edited_version,
+                "EditCode": delivery.edit_code}
+    return {"RowKey": delivery.key.row_key, "RecallCode": ""}
+
+
 def _apply(job: RevisionJob, delivery: Delivery, address: Address | None, content: Any, locale: str | None,
-           pacer: Pacer, services: Services) -> str:
-    """Update or delete one message; "" (edited) or "deleted", else the code of why not."""
+           pacer: Pacer, services: Services) -> tuple[str, bool]:
+    """Update or delete one message: "" (edited) or "deleted", else the code of why not; and whether a
+    later try may succeed (the channel unwell or throttling past our patience, not refusing)."""
     if address is None:
-        return "address_unknown"
+        return "address_unknown", False
     reference = address.reference
     throttled_tries = 0
     while True:
@@ -187,20 +213,22 @@ def _apply(job: RevisionJob, delivery: Delivery, address: Address | None, conten
                 activity = message_to(reference, fields.pop("text", ""), locale=locale, extra=fields or None)
                 services.connector.update_activity(reference, delivery.activity_id, activity,
                                                    trusted=address.service_url_trusted, retries=2)
-                return ""
+                return "", False
             services.connector.delete_activity(reference, delivery.activity_id,
                                                trusted=address.service_url_trusted, retries=2)
-            return DELETED
+            return DELETED, False
         except Throttled as throttled:
             if throttled.status == 429 and throttled_tries < MAX_THROTTLED_TRIES:
                 throttled_tries += 1
                 pacer.throttled(address, throttled.retry_after)  # the tenant pauses; acquire waits it out
                 continue
-            return throttled.code or "throttled"
+            return throttled.code or "throttled", True
         except AppRejected as rejected:
-            return rejected.code
-        except AppError as error:  # ActivityNotFound, a gone recipient, a refused body, an unwell channel
-            return error.code or "failed"
+            return rejected.code, False
+        except Upstream as error:  # an unwell channel: transient; a refused body or the like: not
+            return error.code or "failed", error.transient
+        except AppError as error:  # ActivityNotFound, a gone recipient
+            return error.code or "failed", False
 
 
 def _claim(services: Services, job: RevisionJob, todo: list[Delivery], changes: dict[str, Any]) -> list[Delivery]:

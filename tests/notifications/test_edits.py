@@ -228,3 +228,36 @@ def test_a_single_send_with_a_caller_id_is_kept_under_that_id_and_not_sent_twice
     assert json.loads(first.get_body()) == json.loads(second.get_body())
     assert len(connector.activities(cid)) == 1
     assert {k: status("one-off")[k] for k in ("state", "total", "sent")} == {"state": "done", "total": 1, "sent": 1}
+
+
+def test_a_message_the_channel_cannot_update_yet_is_tried_again_by_a_later_job_and_counted_updated(app_env, connector):
+    from stubs.connector import Fault
+
+    app_env.set(**FAST)
+    ids = seed(connector, 3)
+    call("POST", body={"id": "flaky", "text": "old", "to": "all"})
+    drain(app_env, lambda: status("flaky")["state"] == "done")
+    connector.fail_next("c-001", Fault(502), times=3)  # the connector's own two retries fail too
+
+    call("PATCH", "flaky", body={"text": "new"})
+    drain(app_env, lambda: status("flaky")["updated"] == 3)
+
+    assert all(connector.texts(cid) == ["new"] for cid in ids)
+    assert Counter(cid for cid, _, _ in connector.updated) == Counter(ids)
+    assert status("flaky")["editFailed"] == 0
+
+
+def test_a_message_the_channel_keeps_failing_to_delete_is_counted_failed_after_send_max_attempts(app_env, connector):
+    from stubs.connector import Fault
+
+    app_env.set(**FAST, SendMaxAttempts="2")
+    seed(connector, 3)
+    call("POST", body={"id": "stuck", "text": "old", "to": "all"})
+    drain(app_env, lambda: status("stuck")["state"] == "done")
+    connector.fail_next("c-002", Fault(503), times=100)
+
+    call("POST", "stuck", "recall")
+    drain(app_env, lambda: status("stuck")["recalled"] + status("stuck")["recallFailed"] == 3)
+
+    assert (status("stuck")["recalled"], status("stuck")["recallFailed"]) == (2, 1)
+    assert connector.texts("c-002") == ["old"]
