@@ -182,16 +182,19 @@ class _Window:
             return True
         # Claim once a worthwhile batch of permits is free (other pages hold the rest, or gave some
         # back), not one transaction per permit.
-        return bool(self.queue) and self._head_permits().free >= min(self.threshold, self._head_run())
+        run = self._head_run() if self.queue else 0
+        return run > 0 and self._head_permits().free >= min(self.threshold, run)
 
     def _head_permits(self) -> Permits:
         return permits_for(self.size, self.queue[0].tenant)
 
     def _head_run(self) -> int:
-        """How many recipients of the head's tenant come next (a transaction claims one tenant's)."""
-        tenant, run = self.queue[0].tenant, 0
+        """How many recipients of the head's tenant come next (a transaction claims one tenant's), and
+        no more than the page's idle senders (a page of several tenants has one tenant's sends still
+        in flight while it claims the next's)."""
+        tenant, run, room = self.queue[0].tenant, 0, min(self.size, self.concurrency - self.in_flight)
         for recipient in self.queue:
-            if recipient.tenant != tenant or run >= self.size:
+            if recipient.tenant != tenant or run >= room:
                 break
             run += 1
         return run

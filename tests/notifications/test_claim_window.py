@@ -22,7 +22,7 @@ class Watch:
 
     def __init__(self, ledger) -> None:
         self.lock = threading.Lock()
-        self.unrecorded = self.most_unrecorded = self.in_flight = 0
+        self.unrecorded = self.most_unrecorded = self.in_flight = self.most_in_flight = 0
         self.settles: list[int] = []  # sends in flight when each transaction started
         self._settle = ledger.settle
         ledger.settle = self.settle
@@ -39,6 +39,7 @@ class Watch:
     def send(self, recipient: Recipient, claimed: Delivery, *, seconds: float = 0.01) -> Finish:
         with self.lock:
             self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
         time.sleep(seconds)
         with self.lock:
             self.in_flight -= 1
@@ -82,6 +83,17 @@ def test_two_pages_of_one_tenant_share_the_window(app_env):
 
     assert watch.most_unrecorded <= 6
     assert sum(d.state is DeliveryState.SENT for p in ("000001", "000002") for d in ledger.page("n", p).values()) == 120
+
+
+def test_a_page_of_several_tenants_never_sends_more_at_once_than_its_concurrency(app_env):
+    ledger = services.get().ledger
+    watch = Watch(ledger)
+    people = [r for group in range(6) for r in recipients(10, tenant=f"t{group % 3}", prefix=f"g{group}")]
+
+    result = run(ledger, people, lambda r, d: watch.send(r, d, seconds=0.03), concurrency=8)
+
+    assert len(result.recorded) == 60
+    assert watch.most_in_flight <= 8
 
 
 def test_outcomes_are_recorded_while_other_sends_are_still_in_flight(app_env):
