@@ -29,7 +29,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.storage.keys import encode_key
-from shared_code.storage.tables import ensure_table
+from shared_code.storage.tables import ensure_table, submit_transaction
 
 
 class DeliveryState(StrEnum):
@@ -249,7 +249,7 @@ class Ledger:
         if not operations:
             return [self.claim(notification_id, page, key, known) for key, known in wanted]
         try:
-            answers = self._table.submit_transaction(operations)
+            answers = submit_transaction(self._table, operations)
         except Exception:  # TableTransactionError and friends: nothing of the transaction was written
             for finish in finishes:
                 self._write_finish(pk, finish)
@@ -295,7 +295,7 @@ class Ledger:
         for start in range(0, len(entities), 100):
             chunk = entities[start:start + 100]
             try:
-                self._table.submit_transaction([("create", e) for e in chunk])
+                submit_transaction(self._table, [("create", e) for e in chunk])
             except Exception:  # TableTransactionError (a conflict) or a partial failure: go one by one
                 for entity in chunk:
                     try:

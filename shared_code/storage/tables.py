@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+from wsgiref.handlers import format_date_time
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
-from azure.data.tables import TableClient, TableErrorCode
+from azure.core.rest import HttpRequest
+from azure.data.tables import RequestTooLargeError, TableClient, TableErrorCode, TableTransactionError
 
 T = TypeVar("T")
 
@@ -102,3 +107,124 @@ def get_many(table: TableClient, partition_key: str, row_keys: list[str],
         if not is_table_missing(error):
             raise
     return found
+
+
+def submit_transaction(table: TableClient, operations: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """`table.submit_transaction(operations)`: the same operations on the wire, the same answers (each
+    operation's `{"etag": ...}`, in order), the same error types, at a fraction of the CPU.
+
+    The SDK builds the multipart body and parses the answer with the `email` package, and runs the
+    answer's part policies on a thread pool it creates for every transaction: in a broadcast (one
+    transaction per chunk of sends) that was a third of the host's CPU. Here the body is plain bytes and
+    the answer is split by its boundaries. The operations are still the SDK's (TableBatchOperations:
+    entity serialization, ETag conditions, one partition) and the request goes through the client's
+    own pipeline (authentication, retries).
+    """
+    # The SDK's own request builder: private, but the same one TableClient.submit_transaction uses.
+    from azure.data.tables._error import _decode_error, _validate_tablename_error
+    from azure.data.tables._table_batch import TableBatchOperations
+
+    endpoint = f"{table.scheme}://{table._primary_hostname}"
+    batch = TableBatchOperations(config=table._client._config, endpoint=endpoint,  # noqa: SLF001
+                                 table_name=table.table_name, is_cosmos_endpoint=table._cosmos_endpoint)  # noqa: SLF001
+    for operation in operations:
+        batch.add_operation(operation)
+    if not batch.requests:
+        return table.submit_transaction([])  # the SDK's answer to an empty transaction, whatever it is
+    changeset, outer = f"changeset_{uuid.uuid4()}", f"batch_{uuid.uuid4()}"
+    # What the SDK's StorageHeadersPolicy adds to every operation of the changeset.
+    now = format_date_time(time.time())
+    body = [f"--{outer}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode()]
+    for index, request in enumerate(batch.requests):
+        body.append(f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+                    f"Content-ID: {index}\r\n\r\n".encode())
+        body.append(_serialize(request, now))
+        body.append(b"\r\n")
+    body.append(f"--{changeset}--\r\n\r\n--{outer}--\r\n".encode())
+    request = HttpRequest("POST", f"{endpoint}/$batch", content=b"".join(body), headers={
+        "x-ms-version": table.api_version, "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
+        "Content-Type": f"multipart/mixed; boundary={outer}", "Accept": "application/json"})
+    # Streamed, as the SDK sends it: the pipeline does not try to decode a multipart answer.
+    response = table._client.send_request(request, stream=True)  # noqa: SLF001
+    if response.status_code == 413:
+        raise _decode_error(response, error_message="The transaction request was too large",
+                            error_type=RequestTooLargeError)
+    if response.status_code != 202:
+        decoded = _decode_error(response)
+        _validate_tablename_error(decoded, table.table_name)
+        raise decoded
+    answers = _answers(response.read(), response.headers.get("Content-Type", ""))
+    for status, _, content in answers:
+        if not 200 <= status < 300:
+            raise _part_error(status, content)
+    return [{"etag": headers["etag"]} if "etag" in headers else {} for _, headers, content in answers]
+
+
+def _serialize(request: HttpRequest, now: str) -> bytes:
+    """One operation as application/http: what the SDK's serializer writes (no Host, no Accept-Encoding)."""
+    content = request.content
+    data = content.encode("utf-8") if isinstance(content, str) else bytes(content or b"")
+    headers = dict(request.headers)
+    if data and not any(k.lower() == "content-length" for k in headers):
+        headers["Content-Length"] = str(len(data))
+    headers["x-ms-date"] = headers["Date"] = now
+    lines = [f"{request.method} {request.url} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+    return "\r\n".join(lines).encode("utf-8") + data
+
+
+def _parts(body: bytes, boundary: str) -> list[bytes]:
+    parts = []
+    for chunk in body.split(b"--" + boundary.encode("ascii"))[1:]:
+        if chunk.startswith(b"--"):
+            break  # the closing delimiter
+        parts.append(chunk.removeprefix(b"\r\n").removesuffix(b"\r\n"))
+    return parts
+
+
+def _boundary(content_type: str) -> str:
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.strip().partition("=")
+        if name.lower() == "boundary":
+            return value.strip('"')
+    raise ValueError(f"a multipart answer without a boundary: {content_type!r}")
+
+
+def _answers(body: bytes, content_type: str) -> list[tuple[int, dict[str, str], bytes]]:
+    """Every operation's answer in the batch's answer: (status, lower-cased headers, body)."""
+    answers = []
+    for part in _parts(body, _boundary(content_type)):
+        head, _, payload = part.partition(b"\r\n\r\n")
+        changeset = _headers(head).get("content-type", "")
+        inner = _parts(payload, _boundary(changeset)) if changeset.startswith("multipart/mixed") else [part]
+        for operation in inner:
+            _, _, http = operation.partition(b"\r\n\r\n")  # the part's own headers (application/http)
+            head, _, content = http.partition(b"\r\n\r\n")
+            status_line, _, header_lines = head.partition(b"\r\n")
+            answers.append((int(status_line.split()[1]), _headers(header_lines), content))
+    return answers
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n"):
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def _part_error(status: int, content: bytes) -> TableTransactionError:
+    """The SDK's error for a refused operation: TableTransactionError (RequestTooLargeError for a 413),
+    its message starting with the operation's index, its `error_code` the service's."""
+    code, message = "", ""
+    try:
+        error = json.loads(content).get("odata.error", {})
+        code, message = str(error.get("code") or ""), str((error.get("message") or {}).get("value") or "")
+    except (ValueError, AttributeError):
+        message = content.decode("utf-8", "replace")
+    error_type = RequestTooLargeError if status == 413 else TableTransactionError
+    refused = error_type(message=f"{message}\nErrorCode:{code}")
+    refused.status_code = status
+    refused.error_code = code
+    refused.additional_info = {}
+    return refused
