@@ -6,14 +6,40 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from wsgiref.handlers import format_date_time
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.core.rest import HttpRequest
 from azure.data.tables import RequestTooLargeError, TableClient, TableErrorCode, TableTransactionError
 
+if TYPE_CHECKING:
+    from azure.core.pipeline.transport import RequestsTransport
+
 T = TypeVar("T")
+
+
+def new_transport(pool_size: int) -> RequestsTransport:
+    """The HTTP transport every table and queue client of the process shares.
+
+    As azure-core builds its own (no retries in requests: the pipeline retries), but one keep-alive
+    pool for all clients instead of one per client (a QueueClient per enqueue opened a connection
+    each time), sized for the threads that use storage at once (requests' default keeps 10 and
+    drops the rest), and the environment's proxy settings read once per origin, not per request.
+    """
+    # Imported here: only the composition root builds a transport (a function's cold start imports less).
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    from shared_code.protocol.connector import EnvironmentOnceSession
+
+    session = EnvironmentOnceSession()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, pool_size),
+                          max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=False)
 
 
 def is_table_missing(error: HttpResponseError) -> bool:
