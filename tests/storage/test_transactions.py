@@ -58,3 +58,32 @@ def test_a_full_transaction_of_a_hundred(table: TableClient) -> None:
     answers = submit_transaction(table, [("create", {"PartitionKey": "p", "RowKey": f"{i:03d}", "Pad": "x" * 1000})
                                          for i in range(100)])
     assert len(answers) == 100 and all(answer["etag"] for answer in answers)
+
+
+def test_operations_written_here_are_the_sdks_bytes(table: TableClient) -> None:
+    from datetime import UTC, datetime
+
+    from azure.data.tables import EdmType, EntityProperty
+    from azure.data.tables._table_batch import TableBatchOperations
+
+    from shared_code.storage.tables import _serialize, _written_here
+
+    entity = {"PartitionKey": "it's/a #key?", "RowKey": "é'漢😀%20", "Text": "\"x\"\r\n", "Int": 7, "Big": EntityProperty(2**40, EdmType.INT64),
+              "Float": 1.5, "Whole": 2.0, "Flag": True, "When": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+              "Bytes": b"\x00\xff", "Empty": ""}
+    operations = [("create", entity),
+                  ("update", entity, {"mode": UpdateMode.REPLACE, "etag": 'W/"datetime\'2026-01-01T00%3A00%3A00Z\'"',
+                                      "match_condition": MatchConditions.IfNotModified})]
+    endpoint = f"{table.scheme}://{table._primary_hostname}"
+    batch = TableBatchOperations(config=table._client._config, endpoint=endpoint, table_name=table.table_name)
+    for operation in operations:
+        batch.add_operation(operation)
+    now = "Sat, 28 Nov 2026 06:52:46 GMT"
+    assert _written_here(endpoint, table.table_name, table.api_version, operations, now) == \
+        [_serialize(request, now) for request in batch.requests]
+    # Anything else is left to the SDK: another kind, an unconditional update, two partitions.
+    assert _written_here(endpoint, table.table_name, table.api_version, [("upsert", entity)], now) is None
+    assert _written_here(endpoint, table.table_name, table.api_version,
+                         [("update", entity, {"mode": UpdateMode.REPLACE})], now) is None
+    assert _written_here(endpoint, table.table_name, table.api_version,
+                         [("create", entity), ("create", dict(entity, PartitionKey="other"))], now) is None
