@@ -76,13 +76,22 @@ class Services:
         return ManagedIdentityCredential(client_id=self.settings.storage_client_id or None)
 
     @cached_property
+    def storage_transport(self):  # noqa: ANN201 - RequestsTransport, imported lazily
+        """One HTTP transport for every table and queue client: one keep-alive pool, sized for the sends
+        and queue jobs that reach storage at once."""
+        from shared_code.storage.tables import new_transport
+
+        return new_transport(self.settings.send_concurrency + 32)
+
+    @cached_property
     def table_service(self):  # noqa: ANN201 - TableServiceClient
         from azure.data.tables import TableServiceClient
 
         if self.settings.storage_uses_identity:
             return TableServiceClient(endpoint=self.settings.storage_table_service_uri,
-                                      credential=self.storage_credential)
-        return TableServiceClient.from_connection_string(self.settings.storage_connection)
+                                      credential=self.storage_credential, transport=self.storage_transport)
+        return TableServiceClient.from_connection_string(self.settings.storage_connection,
+                                                         transport=self.storage_transport)
 
     @cached_property
     def addresses(self) -> AddressStore:
@@ -132,8 +141,9 @@ class Services:
 
         if self.settings.storage_uses_identity:
             return QueueClient(self.settings.storage_queue_service_uri, name or self.settings.jobs_queue,
-                               credential=self.storage_credential)
-        return QueueClient.from_connection_string(self.settings.storage_connection, name or self.settings.jobs_queue)
+                               credential=self.storage_credential, transport=self.storage_transport)
+        return QueueClient.from_connection_string(self.settings.storage_connection, name or self.settings.jobs_queue,
+                                                  transport=self.storage_transport)
 
 
 def _utc_now() -> datetime:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from azure.core import MatchConditions
@@ -29,7 +30,14 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.storage.keys import encode_key
-from shared_code.storage.tables import ensure_table
+from shared_code.storage.tables import ensure_table, submit_transaction
+
+
+@lru_cache(maxsize=8192)  # a page's keys are asked for again by its claims, finishes and counts
+def _row_key(channel_id: str, conversation_id: str) -> str:
+    # Fixed length whatever the ids: two encoded ids could exceed the 1 KiB key limit.
+    raw = json.dumps([channel_id, conversation_id], ensure_ascii=False)
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class DeliveryState(StrEnum):
@@ -53,9 +61,7 @@ class RecipientKey:
 
     @property
     def row_key(self) -> str:
-        # Fixed length whatever the ids: two encoded ids could exceed the 1 KiB key limit.
-        raw = json.dumps([self.channel_id, self.conversation_id], ensure_ascii=False)
-        return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+        return _row_key(self.channel_id, self.conversation_id)
 
     @property
     def well_formed(self) -> bool:
@@ -157,8 +163,9 @@ class Ledger:
     def page(self, notification_id: str, page: str) -> dict[RecipientKey, Delivery]:
         """Every record of one page: one partition query, not a read per recipient."""
         ensure_table(self._table)
+        # Only what a Delivery holds: UpdatedAt and the Timestamp would each be a datetime parsed per record.
         found = self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": partition_key(notification_id, page)}
+            "PartitionKey eq @pk", parameters={"pk": partition_key(notification_id, page)}, select=list(_READ)
         )
         records = (_from_entity(e) for e in found)
         return {d.key: d for d in records}
@@ -249,7 +256,7 @@ class Ledger:
         if not operations:
             return [self.claim(notification_id, page, key, known) for key, known in wanted]
         try:
-            answers = self._table.submit_transaction(operations)
+            answers = submit_transaction(self._table, operations)
         except Exception:  # TableTransactionError and friends: nothing of the transaction was written
             for finish in finishes:
                 self._write_finish(pk, finish)
@@ -295,7 +302,7 @@ class Ledger:
         for start in range(0, len(entities), 100):
             chunk = entities[start:start + 100]
             try:
-                self._table.submit_transaction([("create", e) for e in chunk])
+                submit_transaction(self._table, [("create", e) for e in chunk])
             except Exception:  # TableTransactionError (a conflict) or a partial failure: go one by one
                 for entity in chunk:
                     try:
@@ -334,6 +341,10 @@ def _to_entity(pk: str, record: Delivery) -> dict[str, Any]:
         **({"SentAt": record.sent_at} if record.sent_at is not None else {}),
         **({"ContentVersion": record.content_version} if record.content_version else {}),
     }
+
+
+_READ = ("ChannelId", "ConversationId", "State", "Attempts", "ClaimedAt", "Code", "Detail", "ActivityId", "SentAt",
+         "ContentVersion", "EditedVersion", "EditCode", "RecallCode")  # every column _from_entity reads
 
 
 def _from_entity(entity: Any) -> Delivery:
