@@ -24,11 +24,12 @@ import logging
 import threading
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shared_code.notifications.ledger import MAX_CHUNK, Claim, ClaimOutcome, Delivery, Finish, RecipientKey
+from shared_code.notifications.sender import send_pool
 
 if TYPE_CHECKING:
     from shared_code.notifications.ledger import Ledger
@@ -95,7 +96,7 @@ def window_size(send_concurrency: int) -> int:
 
 def run_window(recipients: list[Recipient], send: Send, *, ledger: Ledger, notification_id: str, page: str,
                concurrency: int, stop: threading.Event) -> WindowResult:
-    """Claim, send (`send`, on `concurrency` threads) and record every recipient, in the order given.
+    """Claim, send (`send`, at most `concurrency` at once) and record every recipient, in the order given.
 
     `send` must turn a recipient's failure into its Finish; anything it raises anyway (a bug) ends
     the page once the sends in flight are back and recorded, and propagates, so the queue runs the
@@ -119,16 +120,15 @@ class _Window:
         self.result = WindowResult()
 
     def run(self) -> WindowResult:
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="send") as pool:
-            try:
-                while self._step(pool):
-                    pass
-            except BaseException:
-                self._wind_down(pool)
-                raise
+        try:
+            while self._step():
+                pass
+        except BaseException:
+            self._wind_down()
+            raise
         return self.result
 
-    def _step(self, pool: ThreadPoolExecutor) -> bool:
+    def _step(self) -> bool:
         """One transaction: what came back recorded, as many new recipients claimed as that frees."""
         with _changed:
             _changed.wait_for(self._ready)
@@ -167,6 +167,7 @@ class _Window:
                     self.result.unclaimed.append((recipient.key, claim))
             self.in_flight += len(sendable)
             _changed.notify_all()
+        pool = send_pool()  # the process's send threads: this window bounds its own sends (in_flight)
         for recipient, delivery in sendable:
             pool.submit(self.send, recipient, delivery).add_done_callback(
                 lambda future, tenant=recipient.tenant: self._came_back(tenant, future))
@@ -221,11 +222,11 @@ class _Window:
                 self.back.append((tenant, future.result()))
             _changed.notify_all()
 
-    def _wind_down(self, pool: ThreadPoolExecutor) -> None:
+    def _wind_down(self) -> None:
         """The page is failing: let the sends in flight come back, record them if the table lets us, and
         give every permit back."""
-        pool.shutdown(wait=True)
         with _changed:
+            _changed.wait_for(lambda: not self.in_flight)
             back, self.back = self.back, []
         if back:
             try:

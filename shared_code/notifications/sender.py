@@ -12,7 +12,7 @@ from shared_code.notifications.rate_limit import TokenBucket
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Every send_all of the process runs on one pool of threads that outlive the call: a pool made per call
+# Every send_all (and claim window) of the process runs on one pool of threads that outlive the call: a pool made per call
 # (a page job calls once per chunk of SendConcurrency) cost a thread start per send, 8 % of the host's
 # CPU in figure 2. Each call still runs at most its own `concurrency` at once (it submits no more), and
 # the cap is far above what calls ask for together, so no call waits for another's threads; threads
@@ -22,7 +22,8 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _shared_pool() -> ThreadPoolExecutor:
+def send_pool() -> ThreadPoolExecutor:
+    """The process's send threads (callers bound their own concurrency)."""
     global _pool
     with _pool_lock:
         if _pool is None:
@@ -50,7 +51,7 @@ def send_all(
     take_token = limiter.acquire if limiter is not None else _no_wait
     results: list[tuple[T, R]] = []
     pending: dict[Future[R], T] = {}
-    pool = _shared_pool()
+    pool = send_pool()
     concurrency = max(1, concurrency)
     try:
         # Submit lazily, never more than `concurrency` at once: the shared pool does not bound this call.
