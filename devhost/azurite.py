@@ -82,6 +82,11 @@ def start(folder: Path | None = None, *, blob: bool = True, timeout: float = 60.
         "--tableHost", "127.0.0.1", "--tablePort", "0",
         "--skipApiVersionCheck", "--disableProductStyleUrl",
     ]
+    if owns:
+        # A throwaway folder (tests, benchmarks): nothing to keep, so nothing is written. A persisted
+        # Azurite re-saves its whole database every few seconds, and once a run has stored tens of
+        # thousands of rows those saves stall it for long enough to disturb what is measured.
+        args.append("--inMemoryPersistence")
     log_path = folder / "azurite.out"
     log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
