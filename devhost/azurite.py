@@ -76,7 +76,6 @@ def start(folder: Path | None = None, *, blob: bool = True, timeout: float = 60.
     folder.mkdir(parents=True, exist_ok=True)
     args = [
         azurite_binary(),
-        "--location", str(folder),
         "--blobHost", "127.0.0.1", "--blobPort", "0",
         "--queueHost", "127.0.0.1", "--queuePort", "0",
         "--tableHost", "127.0.0.1", "--tablePort", "0",
@@ -87,9 +86,11 @@ def start(folder: Path | None = None, *, blob: bool = True, timeout: float = 60.
         # Azurite re-saves its whole database every few seconds, and once a run has stored tens of
         # thousands of rows those saves stall it for long enough to disturb what is measured.
         args.append("--inMemoryPersistence")
+    else:
+        args += ["--location", str(folder)]
     log_path = folder / "azurite.out"
     log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder)
     wanted = {"blob", "queue", "table"} if blob else {"queue", "table"}
     deadline = time.monotonic() + timeout
     ports: dict[str, int] = {}
