@@ -159,12 +159,9 @@ class Allowance:
 
     def _spent(self, head: Held) -> None:
         # A chunk used in time asks for twice as much next time (up to the cap a lease applies);
-        # a chunk with slots left to go stale asks for that many fewer, but never for less than the
-        # process took in the last half second: a steady sender with short gaps (a page's ledger
-        # transaction) would otherwise lease a chunk every few sends, a read and a write each.
+        # a chunk with slots left to go stale asks for that many fewer.
         count = head.lease.count
-        used = int(len(self.taken) * CHUNK_SECONDS)
-        self.want = max(1, count * 2 if head.stale == 0 else max(count - head.stale, used))
+        self.want = max(1, count * 2 if head.stale == 0 else count - head.stale)
         self.held.popleft()
         self.next_index = 0
 
