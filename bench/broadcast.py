@@ -66,10 +66,11 @@ def _botbuilder_rate(url: str, count: int, run: int) -> float:
 
 def _plain_loop_rate(url: str, count: int, run: int) -> float:
     """Our connector client, one POST after another: what the SDK costs over a plain loop."""
+    from shared_code.plumbing.http_session import pooled_session
     from shared_code.protocol.activity import message_to
-    from shared_code.protocol.connector import ConnectorClient, NoCredentials, new_session
+    from shared_code.protocol.connector import ConnectorClient, NoCredentials
 
-    client = ConnectorClient(NoCredentials(), new_session(1))
+    client = ConnectorClient(NoCredentials(), pooled_session(4))
     references = _our_references(url, count, f"loop{run}")
     started = time.perf_counter()
     for reference in references:
@@ -81,10 +82,11 @@ def _sender_rate(url: str, count: int, run: int) -> tuple[float, float]:
     """Messages per second, and this process's CPU seconds per 1,000 messages (the stub is another process)."""
     from shared_code.notifications.rate_limit import TokenBucket
     from shared_code.notifications.sender import send_all
+    from shared_code.plumbing.http_session import pooled_session
     from shared_code.protocol.activity import message_to
-    from shared_code.protocol.connector import ConnectorClient, NoCredentials, new_session
+    from shared_code.protocol.connector import ConnectorClient, NoCredentials
 
-    client = ConnectorClient(NoCredentials(), new_session(CONCURRENCY))
+    client = ConnectorClient(NoCredentials(), pooled_session(max(CONCURRENCY, 4)))
     references = _our_references(url, count, f"ours{run}")
 
     def send(reference: Any, take_token: Any) -> str:

@@ -39,9 +39,9 @@ class Services:
 
     @cached_property
     def http_session(self):  # noqa: ANN201 - requests.Session, imported lazily
-        from shared_code.protocol.connector import new_session
+        from shared_code.plumbing.http_session import pooled_session
 
-        return new_session(self.settings.send_concurrency)
+        return pooled_session(max(self.settings.send_concurrency, 4))
 
     @cached_property
     def credentials(self):  # noqa: ANN201 - OutboundCredentials or NoCredentials

@@ -30,16 +30,11 @@ def new_transport(pool_size: int) -> RequestsTransport:
     """
     # Imported here: only the composition root builds a transport (a function's cold start imports less).
     from azure.core.pipeline.transport import RequestsTransport
-    from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    from shared_code.protocol.connector import EnvironmentOnceSession
+    from shared_code.plumbing.http_session import pooled_session
 
-    session = EnvironmentOnceSession()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, pool_size),
-                          max_retries=Retry(total=False, redirect=False, raise_on_status=False))
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    session = pooled_session(max(10, pool_size), max_retries=Retry(total=False, redirect=False, raise_on_status=False))
     return RequestsTransport(session=session, session_owner=False)
 
 

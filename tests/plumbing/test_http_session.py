@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from shared_code.protocol.connector import EnvironmentOnceSession
+from shared_code.plumbing.http_session import EnvironmentOnceSession
 
 URL = "http://127.0.0.1:1234/v3/conversations/a%3Ab/activities"
 
