@@ -69,18 +69,25 @@ def test_purge_removes_exactly_what_is_past_retention(app_env, connector):
     assert (ledger_rows("old-done"), ledger_rows("recent-done")) == (0, 3)
 
 
-def test_purge_removes_a_finished_notifications_acknowledgements_too(app_env, connector):
+def answered_31_and_29_days_ago(app_env, connector, ids: tuple[str, str], body: dict, answer) -> None:
+    """Two notifications to c-1, sent 31 and 29 days ago (DeliveryRetentionDays: 30), each answered at
+    once by the activity `answer(notification id)` (a click, a reaction); then the clock is today's."""
     app_env.set(DeliveryRetentionDays="30")
     app, now = services.get(), datetime.now(UTC)
     seed(connector, {"c-1": "en-US"}, now=now)
-    for notification_id, age in (("old-ack", 31), ("new-ack", 29)):
+    for notification_id, age in zip(ids, (31, 29), strict=True):
         app.clock = lambda age=age: now - timedelta(days=age)
-        call("POST", {"to": "all", "id": notification_id, "text": "read me", "ack": {}})
+        call("POST", {"to": "all", "id": notification_id, **body})
         drain(app_env, lambda notification_id=notification_id: status(notification_id)["state"] == "done")
-        click = message(connector.url, "", conversation_id="c-1") | {
-            "value": {"verb": "ack", "notification": notification_id}}
-        post_activity(click)
+        post_activity(answer(notification_id))
     app.clock = lambda: now
+
+
+def test_purge_removes_a_finished_notifications_acknowledgements_too(app_env, connector):
+    app = services.get()
+    answered_31_and_29_days_ago(app_env, connector, ("old-ack", "new-ack"), {"text": "read me", "ack": {}},
+                                lambda notification_id: message(connector.url, "", conversation_id="c-1") | {
+                                    "value": {"verb": "ack", "notification": notification_id}})
     assert (app.acknowledgements.count("old-ack"), app.acknowledgements.count("new-ack")) == (1, 1)
 
     PurgeFunction.main(TimerRequest(past_due=False))
@@ -100,15 +107,8 @@ def reaction_rows() -> dict[str, int]:
 def test_purge_removes_the_reactions_to_a_purged_notification(app_env, connector):
     from tests.notifications.test_reactions import reaction
 
-    app_env.set(DeliveryRetentionDays="30")
-    app, now = services.get(), datetime.now(UTC)
-    seed(connector, {"c-1": "en-US"}, now=now)
-    for notification_id, age in (("old-like", 31), ("new-like", 29)):
-        app.clock = lambda age=age: now - timedelta(days=age)
-        call("POST", {"to": "all", "id": notification_id, "text": "like me"})
-        drain(app_env, lambda notification_id=notification_id: status(notification_id)["state"] == "done")
-        post_activity(reaction(connector, "c-1", connector.activities("c-1")[-1]["id"]))
-    app.clock = lambda: now
+    answered_31_and_29_days_ago(app_env, connector, ("old-like", "new-like"), {"text": "like me"},
+                                lambda _: reaction(connector, "c-1", connector.activities("c-1")[-1]["id"]))
     assert reaction_rows() == {"q.": 2, "r.": 2}
 
     PurgeFunction.main(TimerRequest(past_due=False))
