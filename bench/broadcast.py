@@ -2,7 +2,8 @@
 
 Baseline: what the official proactive-messages sample does, `CloudAdapter.continue_conversation`
 for each saved ConversationReference, one after another, the callback sending one text.
-Ours: shared_code's page sender (`send_all` over `ConnectorClient`, process token bucket).
+Ours: our `ConnectorClient` on the process's send threads (`sender.send_pool`), 32 at a time, under the
+process token bucket: the sender alone (the claim window's sends, without the ledger).
 Both against the same ConnectorStub (own process, 20 ms latency).
 
 Both sides run in local mode (no MicrosoftAppId): botbuilder gets its tokens through MSAL,
@@ -81,7 +82,6 @@ def _plain_loop_rate(url: str, count: int, run: int) -> float:
 def _sender_rate(url: str, count: int, run: int) -> tuple[float, float]:
     """Messages per second, and this process's CPU seconds per 1,000 messages (the stub is another process)."""
     from shared_code.notifications.rate_limit import TokenBucket
-    from shared_code.notifications.sender import send_all
     from shared_code.plumbing.http_session import pooled_session
     from shared_code.protocol.activity import message_to
     from shared_code.protocol.connector import ConnectorClient, NoCredentials
@@ -89,17 +89,36 @@ def _sender_rate(url: str, count: int, run: int) -> tuple[float, float]:
     client = ConnectorClient(NoCredentials(), pooled_session(max(CONCURRENCY, 4)))
     references = _our_references(url, count, f"ours{run}")
 
-    def send(reference: Any, take_token: Any) -> str:
-        take_token()
+    bucket = TokenBucket(RATE)
+
+    def send(reference: Any) -> str:
+        bucket.acquire()
         return client.send_to_conversation(reference, message_to(reference, "hi"), trusted=False)
 
     started, cpu = time.perf_counter(), time.process_time()
-    results = send_all(references, send, concurrency=CONCURRENCY, limiter=TokenBucket(RATE))
+    results = _at_most(CONCURRENCY, send, references)
     rate = count / (time.perf_counter() - started)
     cpu = time.process_time() - cpu  # every thread of this process: the sender alone
     if len(results) != count:
         raise RuntimeError(f"page sender returned {len(results)} of {count} results")
     return rate, cpu / count * 1000
+
+
+def _at_most(concurrency: int, send: Any, items: list[Any]) -> list[Any]:
+    """`send(item)` for every item on the process's send threads, never more than `concurrency` at once
+    (as a claim window keeps its sends in flight); the results."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from shared_code.notifications.sender import send_pool
+
+    pool, pending, results = send_pool(), set(), []
+    for item in items:
+        if len(pending) >= concurrency:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            results.extend(future.result() for future in done)
+        pending.add(pool.submit(send, item))
+    results.extend(future.result() for future in wait(pending).done)
+    return results
 
 
 def _pipeline_rate(connection: str, url: str, count: int) -> tuple[float, float]:
