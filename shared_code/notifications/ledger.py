@@ -140,8 +140,8 @@ class Finish:
                         activity_id=self.activity_id, sent_at=sent_at, content_version=self.content_version)
 
 
-# An entity-group transaction holds at most 100 operations: a chunk's claims plus the
-# previous chunk's finishes.
+# An entity-group transaction holds at most 100 operations: at most this many outcomes recorded and
+# this many new claims (claim_window).
 MAX_CHUNK = 50
 
 
@@ -224,8 +224,8 @@ class Ledger:
                wanted: list[tuple[RecipientKey, Delivery | None]] = ()) -> list[Claim]:
         """Write `finishes` and claim `wanted` in ONE entity-group transaction; the claims, in order.
 
-        This is what makes the ledger cheap: a chunk of sends costs one table operation, not
-        three each. Fresh recipients are claimed by a conditional insert and RETRY ones by an
+        This is what makes the ledger cheap: a batch of outcomes and claims costs one table
+        operation, not three per recipient. Fresh recipients are claimed by a conditional insert and RETRY ones by an
         ETag-guarded replace, exactly as `claim` does one at a time; if the table refuses the
         transaction (another host claimed one of them, a lease ran out), nothing of it was
         written and every finish and claim is done one at a time instead, which settles each
