@@ -108,7 +108,11 @@ def run_window(recipients: list[Recipient], send: Send, *, ledger: Ledger, notif
 class _Window:
     def __init__(self, recipients: list[Recipient], send: Send, ledger: Ledger, notification_id: str, page: str,
                  concurrency: int, stop: threading.Event) -> None:
-        self.queue = deque(recipients)
+        # Waiting recipients by tenant, tenants in the order they first appear: a tenant whose permits
+        # other pages hold never keeps this page from claiming another tenant's.
+        self.waiting: dict[str, deque[Recipient]] = {}
+        for recipient in recipients:
+            self.waiting.setdefault(recipient.tenant, deque()).append(recipient)
         self.send, self.ledger, self.stop = send, ledger, stop
         self.notification_id, self.page = notification_id, page
         self.concurrency = max(1, concurrency)
@@ -134,10 +138,10 @@ class _Window:
             _changed.wait_for(self._ready)
             if self.error is not None:
                 raise self.error
-            if self.stop.is_set() and self.queue:
-                self.result.stopped.extend(r.key for r in self.queue)
-                self.queue.clear()
-            if not self.queue and not self.in_flight and not self.back:
+            if self.stop.is_set() and self.waiting:
+                self.result.stopped.extend(r.key for queue in self.waiting.values() for r in queue)
+                self.waiting.clear()
+            if not self.waiting and not self.in_flight and not self.back:
                 return False
             back, self.back = self.back, []
             returning = Counter(tenant for tenant, _ in back)
@@ -175,41 +179,46 @@ class _Window:
 
     def _ready(self) -> bool:
         """Worth a transaction now (called with `_changed` held)."""
-        if self.error is not None or (self.stop.is_set() and self.queue):
+        if self.error is not None or (self.stop.is_set() and self.waiting):
             return True
-        if not self.in_flight and (self.back or not self.queue):
+        if not self.in_flight and (self.back or not self.waiting):
             return True
         if len(self.back) >= self.threshold:
             return True
         # Claim once a worthwhile batch of permits is free (other pages hold the rest, or gave some
         # back), not one transaction per permit.
-        run = self._head_run() if self.queue else 0
-        return run > 0 and self._head_permits().free >= min(self.threshold, run)
+        return self._next_tenant(Counter()) is not None
 
-    def _head_permits(self) -> Permits:
-        return permits_for(self.size, self.queue[0].tenant)
+    def _run(self, tenant: str) -> int:
+        """How many of the tenant's recipients one transaction may claim (a transaction claims one
+        tenant's): no more than the page's idle senders (a page of several tenants has one tenant's
+        sends still in flight while it claims the next's)."""
+        return min(len(self.waiting[tenant]), self.size, self.concurrency - self.in_flight)
 
-    def _head_run(self) -> int:
-        """How many recipients of the head's tenant come next (a transaction claims one tenant's), and
-        no more than the page's idle senders (a page of several tenants has one tenant's sends still
-        in flight while it claims the next's)."""
-        tenant, run, room = self.queue[0].tenant, 0, min(self.size, self.concurrency - self.in_flight)
-        for recipient in self.queue:
-            if recipient.tenant != tenant or run >= room:
-                break
-            run += 1
-        return run
+    def _next_tenant(self, returning: Counter[str]) -> str | None:
+        """The first tenant with a worthwhile batch to claim: free permits, and those of its outcomes
+        recorded in the same transaction (called with `_changed` held)."""
+        for tenant in self.waiting:
+            run = self._run(tenant)
+            if run > 0 and permits_for(self.size, tenant).free + returning[tenant] >= min(self.threshold, run):
+                return tenant
+        return None
 
     def _take(self, returning: Counter[str]) -> tuple[list[Recipient], int]:
-        """Recipients of the head's tenant to claim (called with `_changed` held), and how many of them
-        take the permits of the outcomes recorded in the same transaction: the transaction writes both
-        at once, or neither, so the window never holds more than its size."""
-        if not self.queue:
+        """Recipients of one tenant to claim (called with `_changed` held), and how many of them take
+        the permits of the outcomes recorded in the same transaction: the transaction writes both at
+        once, or neither, so the window never holds more than its size."""
+        tenant = self._next_tenant(returning)
+        if tenant is None:
             return [], 0
-        run, own = self._head_run(), returning[self.queue[0].tenant]
-        reused = min(run, own)
-        count = reused + self._head_permits().take_up_to(run - reused)
-        return [self.queue.popleft() for _ in range(count)], reused
+        run = self._run(tenant)
+        reused = min(run, returning[tenant])
+        count = reused + permits_for(self.size, tenant).take_up_to(run - reused)
+        queue = self.waiting[tenant]
+        taken = [queue.popleft() for _ in range(count)]
+        if not queue:
+            del self.waiting[tenant]
+        return taken, reused
 
     def _came_back(self, tenant: str, future: Future[Finish]) -> None:
         with _changed:
