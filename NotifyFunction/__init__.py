@@ -7,9 +7,9 @@ import logging
 import azure.functions as func
 
 from shared_code.app import services
-from shared_code.notifications import api, reports
-from shared_code.plumbing import http_edge, telemetry
-from shared_code.plumbing.errors import BadInput
+from shared_code.notifications import api
+from shared_code.notifications.after_send import reports
+from shared_code.plumbing import errors, http_edge, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def main(req: func.HttpRequest, context: func.Context = None) -> func.HttpRespon
         elif method == "POST" and notification_id and action == "recall":
             answer = api.recall(notification_id, app)
         else:
-            raise BadInput("use POST /api/notify, GET, PATCH or DELETE /api/notify/{id}, POST .../recall, GET .../report")
+            raise errors.BadInput("use POST /api/notify, GET, PATCH or DELETE /api/notify/{id}, POST .../recall, GET .../report")
         outcome.set(notification_id=answer.body.get("id") if notification_id or answer.status == 202 else None)
         return http_edge.json_response(answer.status, answer.body)
 

@@ -8,7 +8,7 @@ import logging
 import azure.functions as func
 
 from shared_code.app import services
-from shared_code.notifications import retention
+from shared_code.notifications.upkeep import retention
 from shared_code.plumbing import telemetry
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import logging
 import azure.functions as func
 
 from shared_code.app import services
-from shared_code.notifications import reports
+from shared_code.notifications.after_send import reports
 from shared_code.plumbing import http_edge, telemetry
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import logging
 import azure.functions as func
 
 from shared_code.app import services
-from shared_code.notifications import timer_survey
+from shared_code.notifications.upkeep import timer_survey
 from shared_code.plumbing import telemetry
 
 log = logging.getLogger(__name__)

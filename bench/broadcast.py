@@ -81,7 +81,7 @@ def _plain_loop_rate(url: str, count: int, run: int) -> float:
 
 def _sender_rate(url: str, count: int, run: int) -> tuple[float, float]:
     """Messages per second, and this process's CPU seconds per 1,000 messages (the stub is another process)."""
-    from shared_code.notifications.rate_limit import TokenBucket
+    from shared_code.notifications.sending.rate_limit import TokenBucket
     from shared_code.plumbing.http_session import pooled_session
     from shared_code.protocol.activity import message_to
     from shared_code.protocol.connector import ConnectorClient, NoCredentials
@@ -109,7 +109,7 @@ def _at_most(concurrency: int, send: Any, items: list[Any]) -> list[Any]:
     (as a claim window keeps its sends in flight); the results."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    from shared_code.notifications.sender import send_pool
+    from shared_code.notifications.sending.sender import send_pool
 
     pool, pending, results = send_pool(), set(), []
     for item in items:
@@ -127,10 +127,10 @@ def _pipeline_rate(connection: str, url: str, count: int) -> tuple[float, float]
     os.environ.update(app_settings(connection, SendConcurrency=str(CONCURRENCY), SendRatePerSecond=str(RATE),
                                    TenantSendRatePerSecond=str(RATE)))
     from shared_code.app import services
-    from shared_code.notifications.delivery import run_page
-    from shared_code.notifications.fanout import PageJob
+    from shared_code.notifications.audience.fanout import PageJob
     from shared_code.notifications.jobs import parse_job
-    from shared_code.notifications.ledger import RecipientKey
+    from shared_code.notifications.records.ledger import RecipientKey
+    from shared_code.notifications.sending.delivery import run_page
 
     services.reset()
     app = services.get()

@@ -36,7 +36,7 @@ def _seed(settings: dict[str, str], url: str) -> None:
 
 def _run(connection: str, hosts: int) -> dict:
     from shared_code.app.services import Services
-    from shared_code.notifications import fanout
+    from shared_code.notifications.audience import fanout
     from shared_code.notifications.jobs import parse_job
     from shared_code.plumbing.settings import load_settings
 

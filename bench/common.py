@@ -54,7 +54,8 @@ def run_broadcast(app: object, text: str = "hi", *, timeout: float = 600.0, para
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared_code.notifications import fanout, queue_runner
+    from shared_code.notifications import queue_runner
+    from shared_code.notifications.audience import fanout
     from shared_code.notifications.jobs import parse_job
 
     notification_id = f"bench-{uuid.uuid4().hex[:8]}"

@@ -46,8 +46,8 @@ def _sender(url: str, connection: str, table: str, shared: bool, count: int, rea
     import requests
     from azure.data.tables import TableClient
 
-    from shared_code.notifications.rate_budget import RateBudget
-    from shared_code.notifications.rate_limit import TokenBucket
+    from shared_code.notifications.sending.rate_budget import RateBudget
+    from shared_code.notifications.sending.rate_limit import TokenBucket
 
     if shared:
         budget = RateBudget(TableClient.from_connection_string(connection, table), limit=BUDGET_RATE)

@@ -31,7 +31,7 @@ def _peak_kb() -> int:
 
 def _child() -> None:
     from shared_code.app import services
-    from shared_code.notifications import reports
+    from shared_code.notifications.after_send import reports
 
     app = services.get()
     _ = app.notifications, app.addresses, app.acknowledgements, app.table_service  # clients before "ready"
@@ -44,9 +44,9 @@ def _child() -> None:
 
 def _seed(settings: dict[str, str], count: int) -> None:
     from shared_code.app.services import Services
-    from shared_code.notifications.acknowledgements import Acknowledgement, How
     from shared_code.notifications.jobs import parse_job
-    from shared_code.notifications.ledger import RecipientKey
+    from shared_code.notifications.records.acknowledgements import Acknowledgement, How
+    from shared_code.notifications.records.ledger import RecipientKey
     from shared_code.plumbing.settings import load_settings
     from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference
     from shared_code.storage.keys import encode_key

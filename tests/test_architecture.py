@@ -1,9 +1,9 @@
 """The layout is the architecture: packages import only downwards, nothing imports in a circle.
 
-Every module's imports are read with `ast`, including imports inside functions (the lazy
-ones that keep cold start short are dependencies all the same). The one exception is an
-import under `if TYPE_CHECKING:` of the composition root's `Services`: it never runs, and
-it lets a lower package name the object it is handed without depending on how it is built.
+Every module's imports are read with `ast`: imports inside functions (the lazy ones that keep
+cold start short) and imports under `if TYPE_CHECKING:` are dependencies all the same. A lower
+package that is handed the app's services names its own `Protocol` of them (`conversation.ports`,
+`notifications.ports`), never the composition root.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # Lowest first: a package may import itself and those before it.
 LAYERS = ("plumbing", "protocol", "storage", "conversation", "notifications", "app")
-# Top-level modules of shared_code that belong to a layer (kept for an old command line).
-LOOSE_MODULES = {"shared_code.notify_cli": "app"}
-TYPE_ONLY_ALLOWED = {"shared_code.app.services"}
+# Inside notifications, lowest first: a room may import itself and those before it. `api` and
+# `queue_runner` are the package's entry points and share the top.
+NOTIFICATION_ROOMS = ("jobs", "records", "ports", "audience", "sending", "after_send", "upkeep",
+                      ("api", "queue_runner"))
 FUNCTION_FOLDERS = sorted(p.parent.name for p in ROOT.glob("*/function.json"))
 
 
@@ -28,7 +29,6 @@ class Import:
     importer: str
     target: str
     line: int
-    type_only: bool
 
 
 def module_name(path: Path) -> str:
@@ -36,39 +36,22 @@ def module_name(path: Path) -> str:
     return name.removesuffix(".__init__")
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
 def imports_of(path: Path, known: set[str]) -> list[Import]:
-    """Every import in `path`, resolved to a module (`from pkg import module` names the module)."""
+    """Every import in `path`, wherever it stands, resolved to a module (`from pkg import module` names the module)."""
     importer = module_name(path)
     found: list[Import] = []
-
-    def visit(node: ast.AST, type_only: bool) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.body:
-                visit(child, True)
-            for child in node.orelse:
-                visit(child, type_only)
-            return
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            found.extend(Import(importer, alias.name, node.lineno, type_only) for alias in node.names)
+            found.extend(Import(importer, alias.name, node.lineno) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:  # relative: resolve against the importer's package
-                package = importer.split(".")[: -node.level] if not path.name == "__init__.py" else importer.split(".")
-                if path.name == "__init__.py" and node.level > 1:
-                    package = package[: -(node.level - 1)]
+                package = importer.split(".") if path.name == "__init__.py" else importer.split(".")[:-1]
+                package = package[: len(package) - (node.level - 1)]
                 base = ".".join(package + ([base] if base else []))
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
-                found.append(Import(importer, candidate if candidate in known else base, node.lineno, type_only))
-        for child in ast.iter_child_nodes(node):
-            visit(child, type_only)
-
-    visit(ast.parse(path.read_text(), filename=str(path)), False)
+                found.append(Import(importer, candidate if candidate in known else base, node.lineno))
     return found
 
 
@@ -82,8 +65,6 @@ def all_modules() -> set[str]:
 
 
 def layer_of(module: str) -> str | None:
-    if module in LOOSE_MODULES:
-        return LOOSE_MODULES[module]
     parts = module.split(".")
     return parts[1] if parts[0] == "shared_code" and len(parts) > 1 and parts[1] in LAYERS else None
 
@@ -112,18 +93,52 @@ def test_packages_import_only_downwards():
         if imp.target == "shared_code":
             continue
         lower, upper = layer_of(imp.target), layer_of(imp.importer)
-        if imp.type_only and imp.target in TYPE_ONLY_ALLOWED:
-            continue
         if lower is None or upper is None or LAYERS.index(lower) > LAYERS.index(upper):
             against.append(f"{imp.importer}:{imp.line} imports {imp.target}")
     assert against == []
 
 
-def test_type_only_imports_name_nothing_but_the_composition_root():
-    strays = [f"{imp.importer}:{imp.line} {imp.target}" for imp in shared_code_imports()
-              if imp.type_only and imp.target not in TYPE_ONLY_ALLOWED
-              and LAYERS.index(layer_of(imp.target) or "app") > LAYERS.index(layer_of(imp.importer) or "app")]
-    assert strays == []
+def test_no_lower_package_names_the_app_even_for_a_type():
+    naming = [f"{imp.importer}:{imp.line} {imp.target}" for imp in shared_code_imports()
+              if imp.target.startswith("shared_code.app") and layer_of(imp.importer) != "app"]
+    assert naming == []
+
+
+def room_of(module: str) -> int | None:
+    """The rank of a notifications module's room (its sub-package, or itself at the top); None outside."""
+    parts = module.split(".")
+    if parts[:2] != ["shared_code", "notifications"]:
+        return None
+    if len(parts) == 2:
+        return 0  # the package's docstring
+    for rank, room in enumerate(NOTIFICATION_ROOMS):
+        if parts[2] == room or (isinstance(room, tuple) and parts[2] in room):
+            return rank
+    raise AssertionError(f"{module} is in no room of NOTIFICATION_ROOMS")
+
+
+def test_every_notifications_module_lives_in_a_room():
+    for path in python_files("shared_code/notifications"):
+        assert room_of(module_name(path)) is not None
+
+
+def test_inside_notifications_rooms_import_only_downwards():
+    against = []
+    for imp in shared_code_imports():
+        lower, upper = room_of(imp.target), room_of(imp.importer)
+        if lower is not None and upper is not None and lower > upper:
+            against.append(f"{imp.importer}:{imp.line} imports {imp.target}")
+    assert against == []
+
+
+def test_no_folder_is_a_flat_room_of_more_than_a_dozen_modules():
+    crowded = {}
+    for folder in (ROOT / "shared_code").rglob("*"):
+        if folder.is_dir() and folder.name != "__pycache__":
+            modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+            if len(modules) > 12:
+                crowded[str(folder.relative_to(ROOT))] = len(modules)
+    assert crowded == {}
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
@@ -152,7 +167,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 def test_no_module_imports_itself_in_a_circle():
     edges: dict[str, set[str]] = {}
     for imp in shared_code_imports():
-        if not imp.type_only and imp.target != imp.importer:
+        if imp.target != imp.importer:
             edges.setdefault(imp.importer, set()).add(imp.target)
     assert find_cycle(edges) is None
 

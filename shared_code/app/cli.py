@@ -116,7 +116,7 @@ def report(argv: list[str]) -> int:
 
     load_local_settings()
     from shared_code.app import services
-    from shared_code.notifications import reports
+    from shared_code.notifications.after_send import reports
     from shared_code.plumbing.errors import AppError
 
     app = services.get()

@@ -7,7 +7,8 @@ from typing import Any
 
 from shared_code.app.services import Services
 from shared_code.conversation import turn
-from shared_code.notifications import acknowledgements
+from shared_code.notifications.after_send import acknowledgements
+from shared_code.notifications.records.acknowledgements import How
 from shared_code.protocol import invoke
 from shared_code.protocol.activity import Activity, reference_from_activity
 
@@ -30,7 +31,7 @@ def after_send(activity: Activity, trusted: bool, services: Services) -> invoke.
         return None
     notification_id, how = clicked
     result = acknowledgements.acknowledge(notification_id, how, activity, services)
-    if how is acknowledgements.How.INVOKE:
+    if how is How.INVOKE:
         if not result.counted:
             # Said the same for both refusals: a forged click learns nothing about the notification.
             return invoke.error(403, "AcknowledgementRefused", REFUSED)

@@ -20,9 +20,9 @@ if TYPE_CHECKING:  # imported lazily below: a function imports only what its pat
 
     from shared_code.conversation.state import DialogStateStore
     from shared_code.conversation.survey import SurveyAnswerStore
-    from shared_code.notifications.acknowledgements import AcknowledgementStore
-    from shared_code.notifications.ledger import Ledger
-    from shared_code.notifications.store import NotificationStore
+    from shared_code.notifications.records.acknowledgements import AcknowledgementStore
+    from shared_code.notifications.records.ledger import Ledger
+    from shared_code.notifications.records.store import NotificationStore
     from shared_code.protocol.connector import ConnectorClient
     from shared_code.storage.addresses import AddressStore
     from shared_code.storage.teams import TeamStore
@@ -119,20 +119,20 @@ class Services:
 
     @cached_property
     def notifications(self) -> NotificationStore:
-        from shared_code.notifications.store import NotificationStore
+        from shared_code.notifications.records.store import NotificationStore
 
         return NotificationStore(self.table_service.get_table_client(self.settings.notifications_table))
 
     @cached_property
     def ledger(self) -> Ledger:
-        from shared_code.notifications.ledger import Ledger
+        from shared_code.notifications.records.ledger import Ledger
 
         return Ledger(self.table_service.get_table_client(self.settings.deliveries_table),
                       lease_seconds=self.settings.delivery_lease_seconds)
 
     @cached_property
     def acknowledgements(self) -> AcknowledgementStore:
-        from shared_code.notifications.acknowledgements import AcknowledgementStore
+        from shared_code.notifications.records.acknowledgements import AcknowledgementStore
 
         return AcknowledgementStore(self.table_service.get_table_client(self.settings.acknowledgements_table))
 

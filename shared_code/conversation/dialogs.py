@@ -28,8 +28,8 @@ from shared_code.protocol.activity import ConversationReference
 from shared_code.storage import queues
 from shared_code.storage.addresses import Address
 
-if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
-    from shared_code.app.services import Services
+if TYPE_CHECKING:
+    from shared_code.conversation.ports import ConversationServices
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class _Decision:
 
 
 def handle_message(
-    reference: ConversationReference, text: str, services: Services, *, activity_id: str = ""
+    reference: ConversationReference, text: str, services: ConversationServices, *, activity_id: str = ""
 ) -> tuple[str, ...]:
     """Run the user's message through their conversation's stack; returns what to reply, in order.
 
@@ -83,7 +83,7 @@ def handle_message(
     return decision.output.say if decision is not None else ()
 
 
-def begin_dialog(address: Address, dialog_id: str, job_id: str, services: Services) -> bool:
+def begin_dialog(address: Address, dialog_id: str, job_id: str, services: ConversationServices) -> bool:
     """Start `dialog_id` on top of the conversation's stack and send its first prompt proactively.
 
     False when nothing was started: the job `job_id` was already applied (a redelivery),
@@ -128,7 +128,7 @@ def begin_dialog(address: Address, dialog_id: str, job_id: str, services: Servic
     return True
 
 
-def _check_token_may_go(address: Address, services: Services) -> None:
+def _check_token_may_go(address: Address, services: ConversationServices) -> None:
     """UntrustedServiceUrl before the stack changes: the prompt could never be sent there (the connector
     refuses it too), so the job is refused without a write to take back."""
     if services.settings.local_mode or address.service_url_trusted:
@@ -139,7 +139,7 @@ def _check_token_may_go(address: Address, services: Services) -> None:
             "authenticated activity and is not in TrustedServiceUrls")
 
 
-def _undo_begin(address: Address, dialog_id: str, job_id: str, services: Services) -> None:
+def _undo_begin(address: Address, dialog_id: str, job_id: str, services: ConversationServices) -> None:
     def decide(current: ConversationState) -> _Decision | None:
         frames = current.frames
         if not frames or frames[-1].dialog_id != dialog_id or frames[-1].state.get("run") != job_id:
@@ -172,7 +172,7 @@ def _run_turn(
     channel_id: str,
     conversation_id: str,
     decide: Callable[[ConversationState], _Decision | None],
-    services: Services,
+    services: ConversationServices,
     *,
     user_id: str = "",
 ) -> _Decision | None:
@@ -208,7 +208,7 @@ def _run_turn(
 
 
 def _carry_out(
-    effects: tuple[Effect, ...], channel_id: str, conversation_id: str, services: Services, *, user_id: str = ""
+    effects: tuple[Effect, ...], channel_id: str, conversation_id: str, services: ConversationServices, *, user_id: str = ""
 ) -> None:
     # Storage effects run before anything is said: what the bot announces (a survey in
     # five seconds) is already under way when the user reads it.

@@ -10,15 +10,15 @@ from shared_code.protocol.activity import message_to
 from shared_code.protocol.content import LocalizedContent
 from shared_code.storage.addresses import Address
 
-if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
-    from shared_code.app.services import Services
+if TYPE_CHECKING:
+    from shared_code.conversation.ports import ConversationServices
 
 log = logging.getLogger(__name__)
 
 
 def send_proactive_message(
     address: Address,
-    services: Services,
+    services: ConversationServices,
     *,
     text: str = "",
     locale: str | None = None,
@@ -46,7 +46,7 @@ def send_proactive_message(
 def send_localized(
     address: Address,
     content: LocalizedContent,
-    services: Services,
+    services: ConversationServices,
     *,
     locale: str | None = None,
     retries: int = 2,

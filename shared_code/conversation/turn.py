@@ -24,8 +24,8 @@ from shared_code.protocol.activity import (
 )
 from shared_code.storage.teams import Team
 
-if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
-    from shared_code.app.services import Services
+if TYPE_CHECKING:
+    from shared_code.conversation.ports import ConversationServices
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ ADDRESS_ONLY_TYPES = {"invoke", "messageReaction"}
 Intercept = Callable[[Activity, bool], "invoke.InvokeResponse | None"]
 
 
-def on_activity(data: Any, authorization: str | None, services: Services, *,
+def on_activity(data: Any, authorization: str | None, services: ConversationServices, *,
                 intercept: Intercept | None = None) -> invoke.InvokeResponse | None:
     """Handle one activity posted to /api/messages. Raises BadInput/Unauthorized; stores nothing then.
     Returns the HTTP answer when there is one to give: every invoke gets one (501 when nobody handled it)."""
@@ -74,7 +74,7 @@ def on_activity(data: Any, authorization: str | None, services: Services, *,
     return answer
 
 
-def reply(activity: Activity, reference: ConversationReference, text: str, services: Services, *, trusted: bool) -> None:
+def reply(activity: Activity, reference: ConversationReference, text: str, services: ConversationServices, *, trusted: bool) -> None:
     outgoing = message_to(reference, text, locale=activity.locale or None)
     if activity.id:
         services.connector.reply_to_activity(reference, activity.id, outgoing, trusted=trusted, retries=2)
@@ -82,13 +82,13 @@ def reply(activity: Activity, reference: ConversationReference, text: str, servi
         services.connector.send_to_conversation(reference, outgoing, trusted=trusted, retries=2)
 
 
-def save_address(activity: Activity, reference: ConversationReference, trusted: bool, services: Services) -> bool:
+def save_address(activity: Activity, reference: ConversationReference, trusted: bool, services: ConversationServices) -> bool:
     """Save or refresh the address `activity` came from (a group's keeps its user); True if new."""
     team = team_of(activity)
     return services.addresses.save(reference, trusted=trusted, team_id=team.id if team else "")
 
 
-def _on_message(activity: Activity, reference: ConversationReference, trusted: bool, services: Services) -> None:
+def _on_message(activity: Activity, reference: ConversationReference, trusted: bool, services: ConversationServices) -> None:
     group = is_group_scope(activity.conversation)
     # In a group the bot is spoken to with a mention: `<at>Bot</at> survey` is the command `survey`.
     text = strip_recipient_mention(activity) if group else activity.text
@@ -108,7 +108,7 @@ def _greeted(texts: tuple[str, ...], welcome: str = WELCOME) -> tuple[str, ...]:
     return (f"{welcome} {texts[0]}", *texts[1:])
 
 
-def _greet_new(activity: Activity, reference: ConversationReference, trusted: bool, services: Services) -> None:
+def _greet_new(activity: Activity, reference: ConversationReference, trusted: bool, services: ConversationServices) -> None:
     """Save the address of a conversation the bot was just added to; greet it if it is new.
     A person is greeted with the main dialog's first question; a group once, as a group."""
     if not save_address(activity, reference, trusted, services):
@@ -121,7 +121,7 @@ def _greet_new(activity: Activity, reference: ConversationReference, trusted: bo
         reply(activity, reference, text, services, trusted=trusted)
 
 
-def _save_team(activity: Activity, reference: ConversationReference, trusted: bool, services: Services) -> None:
+def _save_team(activity: Activity, reference: ConversationReference, trusted: bool, services: ConversationServices) -> None:
     team = team_of(activity)
     if team is None:
         return
@@ -136,7 +136,7 @@ def _save_team(activity: Activity, reference: ConversationReference, trusted: bo
     log.info("the bot is installed in a team; the team is saved")
 
 
-def _remove_team(activity: Activity, reason: str, services: Services) -> None:
+def _remove_team(activity: Activity, reason: str, services: ConversationServices) -> None:
     team = team_of(activity)
     if team is None:
         return
@@ -151,7 +151,7 @@ def _channel_of(conversation_id: str) -> str:
 
 
 def _on_conversation_update(
-    activity: Activity, reference: ConversationReference, trusted: bool, services: Services
+    activity: Activity, reference: ConversationReference, trusted: bool, services: ConversationServices
 ) -> None:
     bot_id = activity.recipient.id
     if any(member.id == bot_id for member in activity.members_removed):
@@ -180,7 +180,7 @@ def _on_conversation_update(
 
 
 def _on_installation_update(
-    activity: Activity, reference: ConversationReference, trusted: bool, services: Services
+    activity: Activity, reference: ConversationReference, trusted: bool, services: ConversationServices
 ) -> None:
     if activity.action in REMOVAL_ACTIONS:
         reason = f"bot removed (installationUpdate {activity.action})"

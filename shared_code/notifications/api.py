@@ -10,8 +10,10 @@ from urllib.parse import quote, urlsplit
 from azure.core.exceptions import HttpResponseError
 
 from shared_code.conversation.proactive import send_localized
-from shared_code.notifications import edits, fanout
-from shared_code.notifications.audience import preview
+from shared_code.notifications.after_send import edits
+from shared_code.notifications.audience import fanout
+from shared_code.notifications.audience.preview import preview
+from shared_code.notifications.audience.roster import installed_team
 from shared_code.notifications.jobs import (
     MAX_ID_LENGTH,
     Job,
@@ -22,15 +24,14 @@ from shared_code.notifications.jobs import (
     parse_edit,
     parse_job,
 )
-from shared_code.notifications.ledger import DeliveryState, RecipientKey
-from shared_code.notifications.roster import installed_team
-from shared_code.notifications.store import NotificationState, counts_of, payload_hash
+from shared_code.notifications.records.ledger import DeliveryState, RecipientKey
+from shared_code.notifications.records.store import NotificationState, counts_of, payload_hash
 from shared_code.plumbing import limits
 from shared_code.plumbing.errors import AppError, BadInput, Conflict, NotFound
 from shared_code.storage.addresses import Address
 
-if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
-    from shared_code.app.services import Services
+if TYPE_CHECKING:
+    from shared_code.notifications.ports import NotificationServices
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,14 @@ class Answer:
     body: dict[str, Any]
 
 
-def find_address(conversation_id: str, services: Services) -> Address:
+def find_address(conversation_id: str, services: NotificationServices) -> Address:
     address = services.addresses.get(conversation_id)
     if address is None:
         raise NotFound("no saved address for that conversation")
     return address
 
 
-def notify(data: dict[str, Any], services: Services, *, request_url: str = "") -> Answer:
+def notify(data: dict[str, Any], services: NotificationServices, *, request_url: str = "") -> Answer:
     """POST /api/notify. One conversation and a message: sent now (200 with the activity id).
     One conversation and a dialog: started now (200 with {"started": bool}). Anything else, and
     anything with `notBefore`: a notification, idempotent on the caller's `id`, on the queue (202).
@@ -81,7 +82,7 @@ def notify(data: dict[str, Any], services: Services, *, request_url: str = "") -
 SINGLE_PAGE = "0"
 
 
-def _already_sent(job: Job, address: Address, services: Services) -> str | None:
+def _already_sent(job: Job, address: Address, services: NotificationServices) -> str | None:
     """A single send whose caller id names a notification already sent there: its activity id (nothing is
     sent again). The same id with other content is a Conflict (409), as for a broadcast."""
     existing = services.notifications.get(job.id)
@@ -93,7 +94,7 @@ def _already_sent(job: Job, address: Address, services: Services) -> str | None:
     return record.activity_id if record is not None and record.state is DeliveryState.SENT else None
 
 
-def _record_single(job: Job, address: Address, activity_id: str, services: Services) -> None:
+def _record_single(job: Job, address: Address, activity_id: str, services: NotificationServices) -> None:
     """Keep a single send as a one-recipient notification with its ledger row, so it can be edited or recalled
     like a broadcast: named by the caller's id, else by the activity id the answer carries. Five table writes.
     The message is out: a failure to record it is logged, never the caller's error."""
@@ -109,7 +110,7 @@ def _record_single(job: Job, address: Address, activity_id: str, services: Servi
                     type(error).__name__)
 
 
-def start_dialog(job: Job, services: Services) -> dict[str, Any]:
+def start_dialog(job: Job, services: NotificationServices) -> dict[str, Any]:
     """Start a dialog (the survey) in one saved conversation now: {"started": false} when it
     was already running there, or this request's "id" was already applied."""
     from shared_code.conversation.dialogs import begin_dialog
@@ -118,7 +119,7 @@ def start_dialog(job: Job, services: Services) -> dict[str, Any]:
     return {"started": begin_dialog(address, job.dialog, job.id, services)}
 
 
-def status(notification_id: str, services: Services) -> Answer:
+def status(notification_id: str, services: NotificationServices) -> Answer:
     """GET /api/notify/{id}: exact counts, summed over the page summaries (never the deliveries)."""
     limits.identifier(notification_id, "id", MAX_ID_LENGTH)
     found = services.notifications.status(notification_id)
@@ -129,7 +130,7 @@ def status(notification_id: str, services: Services) -> Answer:
                         "reactions": acks.reaction_count(notification_id)})
 
 
-def cancel(notification_id: str, services: Services) -> Answer:
+def cancel(notification_id: str, services: NotificationServices) -> Answer:
     """DELETE /api/notify/{id}: stop what has not been sent yet (page jobs check before sending)."""
     limits.identifier(notification_id, "id", MAX_ID_LENGTH)
     if services.notifications.get(notification_id) is None:
@@ -138,7 +139,7 @@ def cancel(notification_id: str, services: Services) -> Answer:
     return status(notification_id, services)
 
 
-def edit(notification_id: str, data: dict[str, Any], services: Services) -> Answer:
+def edit(notification_id: str, data: dict[str, Any], services: NotificationServices) -> Answer:
     """PATCH /api/notify/{id}: new content for a notification; every delivered message is updated through
     the queue, and whoever is not sent yet gets it. 202 with the status; 404 unknown, 409 recalled, 400 bad."""
     limits.identifier(notification_id, "id", MAX_ID_LENGTH)
@@ -149,14 +150,14 @@ def edit(notification_id: str, data: dict[str, Any], services: Services) -> Answ
     return Answer(202, status(notification_id, services).body)
 
 
-def recall(notification_id: str, services: Services) -> Answer:
+def recall(notification_id: str, services: NotificationServices) -> Answer:
     """POST /api/notify/{id}/recall: stop what has not been sent and delete every delivered message. 202."""
     limits.identifier(notification_id, "id", MAX_ID_LENGTH)
     edits.recall(notification_id, services)
     return Answer(202, status(notification_id, services).body)
 
 
-def resolve_team_target(job: Job, services: Services) -> Job:
+def resolve_team_target(job: Job, services: NotificationServices) -> Job:
     """A Teams audience in terms the rest of the app knows. `teamChannel` becomes the team's root
     channel conversation (one conversation, sent as any other: at once over HTTP, through the ledger
     from the queue); 404 for a team never saved, 410 once the bot was uninstalled from it.
@@ -174,19 +175,19 @@ def resolve_team_target(job: Job, services: Services) -> Job:
     return replace(job, target=Target(TargetKind.CONVERSATION, root.conversation.id))
 
 
-def teams(services: Services) -> Answer:
+def teams(services: NotificationServices) -> Answer:
     """GET /api/teams: the teams the bot is or was installed in, so an operator can find an id."""
     return Answer(200, {"teams": [team.to_json() for team in services.teams.list()]})
 
 
-def _check_target_exists(job: Job, services: Services) -> None:
+def _check_target_exists(job: Job, services: NotificationServices) -> None:
     if job.target.kind is TargetKind.CONVERSATION:
         find_address(job.target.value, services)
     elif job.target.kind is TargetKind.USER and not services.addresses.find_by_user(job.target.value):
         raise NotFound("no saved address for that user")
 
 
-def _base_url(request_url: str, services: Services) -> str:
+def _base_url(request_url: str, services: NotificationServices) -> str:
     parts = urlsplit(request_url)
     if parts.scheme and parts.netloc:
         return f"{parts.scheme}://{parts.netloc}"

@@ -51,8 +51,8 @@ from shared_code.protocol.content import (
 )
 from shared_code.storage import queues
 
-if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
-    from shared_code.app.services import Services
+if TYPE_CHECKING:
+    from shared_code.conversation.ports import ConversationServices
 
 VERSION = 1
 MAX_TEXT_BYTES = MAX_CONTENT_BYTES  # the connector refuses larger messages (MessageSizeTooBig)
@@ -293,12 +293,12 @@ def check_storable(job: Job) -> Job:
     return job
 
 
-def enqueue(data: dict[str, Any], services: Services, *, delay_seconds: float = 0, queue_name: str | None = None) -> None:
+def enqueue(data: dict[str, Any], services: ConversationServices, *, delay_seconds: float = 0, queue_name: str | None = None) -> None:
     """Put a job on the jobs queue, invisible for `delay_seconds` (the serverless setTimeout)."""
     queues.send(services.queue(queue_name), data, delay_seconds)
 
 
-def send_to_poison(original: bytes | str, reason: str, services: Services, *, queue_name: str | None = None) -> None:
+def send_to_poison(original: bytes | str, reason: str, services: ConversationServices, *, queue_name: str | None = None) -> None:
     """Keep a message that can never succeed, with why, in `<queue>-poison`: never dropped."""
     name = f"{queue_name or services.settings.jobs_queue}-poison"
     body = original.decode("utf-8", "replace") if isinstance(original, bytes) else original

@@ -7,7 +7,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared_code.notifications import edits, fanout, jobs
+from shared_code.notifications import jobs
+from shared_code.notifications.after_send import edits
+from shared_code.notifications.audience import fanout
 from shared_code.notifications.jobs import EditJob, Job, JobKind
 from shared_code.plumbing import limits
 from shared_code.plumbing.errors import (
@@ -21,8 +23,8 @@ from shared_code.plumbing.errors import (
 )
 from shared_code.storage import queues
 
-if TYPE_CHECKING:  # the composition root sits above every package: named in annotations only
-    from shared_code.app.services import Services
+if TYPE_CHECKING:
+    from shared_code.notifications.ports import NotificationServices
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class Handled:
     poisoned: str = ""  # the reason, when the message went to the poison queue
 
 
-def handle_queue_message(body: bytes, services: Services, *, message_id: str = "") -> Handled:
+def handle_queue_message(body: bytes, services: NotificationServices, *, message_id: str = "") -> Handled:
     """Run one queue message. Raises only for what a retry can fix (the host retries, then poisons);
     a message that can never succeed goes to the poison queue at once, with the reason.
 
@@ -85,7 +87,7 @@ def handle_queue_message(body: bytes, services: Services, *, message_id: str = "
     return Handled(kind, notification_id)
 
 
-def poison(body: bytes, reason: str, services: Services) -> str:
+def poison(body: bytes, reason: str, services: NotificationServices) -> str:
     """Move the message to `<queue>-poison` with why; returns the reason as recorded.
 
     The record must itself fit a queue message: a reason quoting the input is clipped, and a message
@@ -124,7 +126,7 @@ def _parse_public(data: Any, message_id: str) -> Job:
     return jobs.parse_job(data)
 
 
-def run(work: Job | EditJob | edits.RevisionJob | fanout.ScanJob | fanout.PageJob, services: Services) -> None:
+def run(work: Job | EditJob | edits.RevisionJob | fanout.ScanJob | fanout.PageJob, services: NotificationServices) -> None:
     if isinstance(work, edits.RevisionJob):
         edits.run_revision(work, services)
     elif isinstance(work, EditJob):
@@ -132,14 +134,14 @@ def run(work: Job | EditJob | edits.RevisionJob | fanout.ScanJob | fanout.PageJo
     elif isinstance(work, fanout.ScanJob):
         fanout.run_scan(work, services)
     elif isinstance(work, fanout.PageJob):
-        from shared_code.notifications.delivery import run_page
+        from shared_code.notifications.sending.delivery import run_page
 
         run_page(work, services)
     else:
         run_job(work, services)
 
 
-def run_job(job: Job, services: Services) -> None:
+def run_job(job: Job, services: NotificationServices) -> None:
     """A public job: a notification, delivered through the same ledger as a broadcast (so exactly once).
 
     A dialog for one conversation starts here and now: the dialog state records the job ids it

@@ -27,11 +27,11 @@ def test_cli_queues_a_broadcast_and_reports_the_final_counts(app_env, connector,
     assert [connector.texts(f"c-{i}") for i in range(3)] == [["from the ops team"]] * 3
 
 
-def test_the_cli_still_answers_to_its_first_name():
+def test_the_cli_runs_as_the_readme_says():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "shared_code.notify_cli", "--help"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "shared_code.app.cli", "--help"], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0
     assert "--all" in done.stdout

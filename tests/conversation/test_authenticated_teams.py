@@ -8,7 +8,7 @@ import pytest
 
 import MessagesFunction
 from shared_code.app import services
-from shared_code.notifications import roster
+from shared_code.notifications.audience import roster
 from shared_code.protocol.connector import RosterMember
 from stubs.connector import ConnectorStub
 from stubs.openid import OpenIdStub

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from shared_code.app import services
 from shared_code.notifications import api
 from stubs.connector import ConnectorStub
-from tests.notifications.test_rate_budget_channel import max_in_any_window
+from tests.support.arrivals import max_in_any_window
 from tests.support.builders import reference
 
 

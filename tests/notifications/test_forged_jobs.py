@@ -8,8 +8,7 @@ import azure.functions.queue as func_queue
 
 import NotifyQueueFunction
 from shared_code.app import services
-from tests.notifications.test_fanout import broadcast, driver, is_done, seed, status
-from tests.notifications.test_poison_jobs import poisoned
+from tests.support.broadcasts import broadcast, driver, is_done, poisoned, seed, status
 
 
 def run_message(data: dict) -> None:

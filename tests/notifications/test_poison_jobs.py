@@ -9,7 +9,7 @@ import pytest
 
 import NotifyQueueFunction
 from shared_code.app import services
-from tests.support.queue_driver import QueueDriver
+from tests.support.broadcasts import driver, poisoned
 
 BAD_MESSAGES = {
     "not json": (b"{nope", "not UTF-8 JSON"),
@@ -28,11 +28,6 @@ BAD_MESSAGES = {
 }
 
 
-def poisoned(app_env) -> list[dict]:
-    driver = QueueDriver(app_env.values["AzureWebJobsStorage"], app_env.values["JobsQueueName"])
-    return [json.loads(text) for text in driver.poisoned()]
-
-
 @pytest.mark.parametrize("name", BAD_MESSAGES)
 def test_bad_queue_message_goes_to_poison_at_once_with_its_reason(app_env, connector, name):
     body, reason = BAD_MESSAGES[name]
@@ -47,14 +42,14 @@ def test_bad_queue_message_goes_to_poison_at_once_with_its_reason(app_env, conne
 
 def test_text_that_is_not_base64_ends_in_poison_as_it_came(app_env):
     # The host base64-decodes before main() runs; what it cannot decode never reaches the function.
-    driver = QueueDriver(app_env.values["AzureWebJobsStorage"], app_env.values["JobsQueueName"])
-    driver.queue.send_message("this is {not base64")
+    queue = driver(app_env)
+    queue.queue.send_message("this is {not base64")
 
-    driver.step()
+    queue.step()
 
-    [raw] = [m.content for m in driver.poison.peek_messages()]
+    [raw] = [m.content for m in queue.poison.peek_messages()]
     assert raw == "this is {not base64"
-    assert driver.failures == []
+    assert queue.failures == []
 
 
 def test_a_public_job_without_an_id_is_one_notification_however_often_it_is_delivered(app_env, connector):
@@ -65,7 +60,6 @@ def test_a_public_job_without_an_id_is_one_notification_however_often_it_is_deli
 
     for delivery in (1, 2):
         NotifyQueueFunction.main(func_queue.QueueMessage(id="msg-7", body=body, dequeue_count=delivery))
-    driver = QueueDriver(app_env.values["AzureWebJobsStorage"], app_env.values["JobsQueueName"])
-    driver.run_until(lambda: services.get().notifications.status("q-msg-7").to_json()["state"] == "done")
+    driver(app_env).run_until(lambda: services.get().notifications.status("q-msg-7").to_json()["state"] == "done")
 
     assert connector.texts("c-1") == ["from another service"]

@@ -95,3 +95,10 @@ def reference(service_url: str, conversation_id: str, *, user_id: str = "", chan
         user=ChannelAccount(user_id or f"user-{conversation_id}", "User"), bot=ChannelAccount("bot-1", "Bot"),
         locale=locale,
     )
+
+
+def reaction(connector, conversation_id: str, reply_to_id: str, kind: str = "like", user_id: str = "user-1") -> dict:
+    activity = message(connector.url, "", conversation_id=conversation_id, user_id=user_id)
+    activity.update(type="messageReaction", replyToId=reply_to_id, reactionsAdded=[{"type": kind}])
+    del activity["text"]
+    return activity

@@ -1,0 +1,51 @@
+"""A host killed (SIGKILL, a real process) in the middle of a page: nobody gets two messages, and the
+sends in doubt are reported as outcome_unknown, no more of them than the send concurrency."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bench.host_process import HostProcess
+from shared_code.app import services
+from shared_code.notifications.upkeep import sweep
+from tests.support.broadcasts import broadcast, seed, status
+
+CONCURRENCY = 8
+
+
+@pytest.mark.slow
+def test_a_host_killed_mid_page_sends_nobody_twice_and_reports_the_sends_in_doubt(app_env, connector):
+    settings = {"SendConcurrency": str(CONCURRENCY), "BroadcastPageSize": "200", "SendRatePerSecond": "300",
+                "DeliveryLeaseSeconds": "2", "StalledAfterSeconds": "3", "RetryDelayScale": "0.1",
+                "TenantSendRatePerSecond": "300"}
+    app_env.set(**settings)
+    connector.latency = 0.02
+    ids = seed(connector.url, 1000)
+    nid = broadcast("exactly once, or at most once", job_id="n-killed")
+
+    with HostProcess(app_env.values) as first:
+        deadline = time.monotonic() + 60
+        while connector.total_delivered() < 300 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first.kill()  # mid-page: a chunk of sends is in flight
+    killed_at = connector.total_delivered()
+    assert 300 <= killed_at < 1000
+
+    with HostProcess(app_env.values):
+        deadline = time.monotonic() + 120
+        while status(nid)["state"] != "done":
+            assert time.monotonic() < deadline, status(nid)
+            time.sleep(3.5)  # longer than StalledAfterSeconds and the lease: the dead host's work is resumed
+            sweep.resume_stalled(services.get())
+
+    counts = {cid: len(connector.activities(cid)) for cid in ids}
+    assert max(counts.values()) == 1  # nobody twice
+    got = status(nid)
+    assert got["sent"] + got["failed"] == 1000 and got["pending"] == 0
+    assert got["failed"] <= CONCURRENCY
+    if got["failed"]:
+        assert {e["code"] for e in got["errors"]} == {"outcome_unknown"}
+    # Those in doubt were sent or not; every one that is counted sent really arrived.
+    assert got["sent"] <= connector.total_delivered() <= got["sent"] + got["failed"]
