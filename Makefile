@@ -21,9 +21,11 @@ node_modules/.package-lock.json: package.json package-lock.json
 run: setup
 	$(PY) -m devhost.run
 
-## Run the whole test suite against a fresh Azurite on free ports (stopped afterwards).
+## Run the whole test suite: TEST_WORKERS processes (pytest-xdist), each with its own Azurite on free ports.
+## More workers than cores: most tests wait on queues, stubs and rate limits, not on the CPU.
+TEST_WORKERS ?= 4
 test: setup
-	$(PY) -m devhost.azurite -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

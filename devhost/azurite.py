@@ -80,6 +80,13 @@ def start(folder: Path | None = None, *, blob: bool = True, timeout: float = 60.
         "--queueHost", "127.0.0.1", "--queuePort", "0",
         "--tableHost", "127.0.0.1", "--tablePort", "0",
         "--skipApiVersionCheck", "--disableProductStyleUrl",
+        # Node closes an idle keep-alive connection after 5 s by default. A client that reuses it at that
+        # moment gets no answer (RemoteDisconnected), and a transaction's POST is not retried: a ledger claim
+        # may then stand with its outcome unknown. Azure Storage keeps idle connections for minutes.
+        "--blobKeepAliveTimeout", "300", "--queueKeepAliveTimeout", "300", "--tableKeepAliveTimeout", "300",
+        # Azurite reports every request to Microsoft's telemetry unless told not to: nothing of a developer's
+        # leaves the machine, and the CPU it spends batching (and failing to send, offline) is not ours to pay.
+        "--disableTelemetry",
     ]
     if owns:
         # A throwaway folder (tests, benchmarks): nothing to keep, so nothing is written. A persisted

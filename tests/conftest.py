@@ -17,7 +17,8 @@ from stubs.token import TokenStub
 
 @pytest.fixture(scope="session")
 def storage_connection() -> Iterator[str]:
-    """The Azurite connection string: the one `make test` started, or one started here."""
+    """The Azurite connection string: the one this process runs under (`python -m devhost.azurite -- pytest`),
+    or one started here for this process alone: under `make test` each pytest-xdist worker has its own."""
     with azurite_launcher.running() as connection:
         yield connection
 
@@ -75,3 +76,9 @@ def app_env(storage_connection: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     services.reset()
     yield AppEnv(values, monkeypatch)
     services.reset()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long scenarios (marked `slow`) first: run in parallel (`make test` uses pytest-xdist), each worker
+    takes one as it frees up, so none is left to start at the end and hold up the whole run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the rest keep their order

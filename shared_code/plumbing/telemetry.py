@@ -115,7 +115,10 @@ def _value(value: Any) -> tuple[str, int]:
         text = text[:MAX_VALUE_CHARS] + "…"
     if re.fullmatch(r"[A-Za-z0-9_.:/@+\-\[\]]+", text):
         return text, count
-    return json.dumps(text, ensure_ascii=False), count  # quoted: spaces, quotes, '=' stay one value
+    quoted = json.dumps(text, ensure_ascii=False)  # quoted: spaces, quotes, '=' stay one value
+    # A lone surrogate (hostile input can carry one) cannot be encoded as UTF-8: a handler writing the line
+    # would fail and the line be lost. As its JSON escape, the line stays whole and still says what came.
+    return quoted.encode("utf-8", "backslashreplace").decode("utf-8"), count
 
 
 def format_line(fields: Mapping[str, Any]) -> str:

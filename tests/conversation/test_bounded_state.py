@@ -66,6 +66,7 @@ def chatting(name: str, *, jobs: list[str] | None = None) -> dict:
             "jobs": jobs or []}
 
 
+@pytest.mark.slow
 def test_a_hundred_turns_of_the_largest_answers_and_6000_character_activity_ids_all_answer_and_the_survey_still_works(
         app_env, connector):
     app_env.set(SurveyQuestions="How are you?|Rate us")

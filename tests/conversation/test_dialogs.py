@@ -71,6 +71,7 @@ def test_survey_interrupts_the_main_dialog_which_resumes_its_pending_question(ap
     assert dialog_ids("conv-t") == ["main"]
 
 
+@pytest.mark.slow
 def test_survey_command_announces_then_a_delayed_job_starts_the_survey(app_env, connector):
     say(connector, "conv-s", "hi")
 

@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +53,7 @@ def test_a_hostile_activity_is_answered_without_a_500_or_a_traceback(app_env, co
     assert hostile.tracebacks(caplog.records) == []
 
 
+@pytest.mark.slow
 @HOSTILE
 @given(kind=st.sampled_from(["message", "conversationUpdate"]), edits=hostile.changes(ACTIVITY_PATHS))
 def test_a_refused_hostile_activity_stores_nothing_and_says_why(app_env, connector, kind, edits):

@@ -20,6 +20,9 @@ import pytest
 from deploy import build as builder
 
 ROOT = Path(__file__).resolve().parents[2]
+# One worker runs them all (`make test` runs in parallel, `--dist loadgroup`): the zip is built once per
+# worker that needs it, and building it is most of what these tests cost.
+pytestmark = pytest.mark.xdist_group("deployment-zip")
 # A persistent wheel cache: pip downloads ~15 MB once, later sessions build offline in seconds.
 PIP_CACHE = ROOT / "dist" / "pip-cache"
 
@@ -277,6 +280,7 @@ def test_package_binaries_are_linux_x86_64(package: Package) -> None:
         assert int.from_bytes(head[18:20], "little") == 0x3E, name  # e_machine EM_X86_64
 
 
+@pytest.mark.slow
 def test_package_zip_is_deterministic(package: Package, tmp_path: Path) -> None:
     with zipfile.ZipFile(package.zip_path) as archive:
         infos = archive.infolist()

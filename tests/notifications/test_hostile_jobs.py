@@ -79,6 +79,7 @@ def test_a_hostile_notify_body_is_answered_without_a_500_or_a_traceback(seeded, 
     assert hostile.tracebacks(caplog.records) == []
 
 
+@pytest.mark.slow
 @HOSTILE
 @given(job=public_jobs)
 def test_a_refused_hostile_notify_body_stores_nothing_and_says_why(seeded, job):
@@ -106,6 +107,7 @@ def test_a_hostile_queue_job_is_run_or_poisoned_never_retried_and_never_traced(s
     assert hostile.tracebacks(caplog.records) == []
 
 
+@pytest.mark.slow
 @HOSTILE
 @given(job=any_jobs)
 def test_a_poisoned_hostile_queue_job_stores_nothing_and_says_why(seeded, job):

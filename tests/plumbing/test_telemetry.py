@@ -69,6 +69,14 @@ def test_telemetry_status_maps_to_outcome(status: int, outcome: Outcome) -> None
     assert telemetry.outcome_for_status(status) is outcome
 
 
+def test_telemetry_writes_a_lone_surrogate_as_its_escape_so_the_line_can_be_encoded() -> None:
+    line = telemetry.format_line({"notification_id": "n\ud800"})
+
+    assert line == 'notification_id="n\\ud800"'
+    assert json.loads(line.split("=", 1)[1]) == "n\ud800"  # the escape reads back as what came
+    line.encode("utf-8")  # a UTF-8 handler can write it
+
+
 def test_telemetry_values_with_spaces_are_quoted_and_none_is_left_out() -> None:
     line = telemetry.format_line({"outcome": Outcome.REFUSED, "reason": 'text is required (a "string")',
                                   "operation_id": None, "ratio": 0.5, "poisoned": True})

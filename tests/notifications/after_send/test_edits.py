@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import pytest
 from azure.data.tables import UpdateMode
 
 import NotifyFunction
@@ -41,6 +42,7 @@ def drain(app_env, done) -> None:
     driver(app_env).run_until(done, timeout=120)
 
 
+@pytest.mark.slow
 def test_a_broadcast_to_300_edited_then_recalled_updates_then_deletes_every_message_exactly_once(app_env, connector):
     app_env.set(**FAST, BroadcastPageSize="100")
     ids = seed(connector, 300)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from shared_code.app import services
 from shared_code.notifications import jobs
 from shared_code.notifications.audience import fanout
@@ -27,6 +29,7 @@ def test_broadcast_reaches_every_saved_address_once(app_env, connector):
 
 
 
+@pytest.mark.slow
 def test_broadcast_of_1000_with_throttling_outages_and_blocked_users_is_exactly_once(app_env, connector):
     # GIVEN 1000 saved users; the channel throttles 10% of sends (Retry-After 1 s), fails 5% with 503,
     # and 2% of users blocked the bot (403 on every try)
@@ -91,6 +94,7 @@ def test_page_job_that_dies_after_k_sends_is_retried_without_duplicates(app_env,
     assert {e["code"] for e in got["errors"]} == {"outcome_unknown"}
 
 
+@pytest.mark.slow
 def test_two_hosts_on_the_same_queue_deliver_exactly_once(app_env, connector):
     # Short visibility and slow sends: messages reappear while the first host still runs them,
     # and the first scan job is queued twice (at-least-once delivery), so both hosts run the same pages.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shared_code.app import services
 from shared_code.notifications.records.ledger import ClaimOutcome, DeliveryState, Finish, RecipientKey
 
@@ -46,6 +48,7 @@ def test_a_throttled_try_does_not_count_as_an_attempt(app_env):
     assert again[0].delivery.attempts == 1
 
 
+@pytest.mark.slow
 def test_a_recipient_throttled_twenty_times_in_a_row_is_delivered_and_counted_as_sent(app_env, connector):
     from stubs.connector import Fault
     from tests.support.broadcasts import broadcast, driver, is_done, seed, status

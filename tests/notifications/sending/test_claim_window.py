@@ -96,6 +96,7 @@ def test_a_page_of_several_tenants_never_sends_more_at_once_than_its_concurrency
     assert watch.most_in_flight <= 8
 
 
+@pytest.mark.slow
 def test_outcomes_are_recorded_while_other_sends_are_still_in_flight(app_env):
     ledger = services.get().ledger
     watch = Watch(ledger)

@@ -96,6 +96,7 @@ def count_between(times: list[float], start: float, end: float) -> int:
     return sum(1 for t in times if start <= t < end)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [2, 4])
 def test_processes_hammering_one_tenant_stay_within_its_rate_and_use_nearly_all_of_it(storage_connection, processes):
     seconds = 5.0
@@ -109,6 +110,7 @@ def test_processes_hammering_one_tenant_stay_within_its_rate_and_use_nearly_all_
     assert all(result["grants"]["t1"] for result in results)  # every process got its turn
 
 
+@pytest.mark.slow
 def test_table_operations_are_a_few_per_second_per_tenant_not_one_per_send(storage_connection):
     # GIVEN 4 processes sending to one tenant; once past the first two seconds (creating the table
     # and the row, chunks growing from the threads' first demand)...
@@ -124,6 +126,7 @@ def test_table_operations_are_a_few_per_second_per_tenant_not_one_per_send(stora
     assert operations / sends <= 0.2
 
 
+@pytest.mark.slow
 def test_two_tenants_in_one_run_each_get_their_own_full_rate(storage_connection):
     seconds = 5.0
     t0, results = run_processes(storage_connection, [{"tenants": ["t1", "t2"], "seconds": seconds}] * 2)
@@ -134,6 +137,7 @@ def test_two_tenants_in_one_run_each_get_their_own_full_rate(storage_connection)
         assert count_between(grants, t0 + 1.0, t0 + seconds) / (seconds - 1.0) >= 0.9 * LIMIT, tenant
 
 
+@pytest.mark.slow
 def test_throttled_in_one_process_lowers_the_rate_another_process_gets_then_it_recovers(storage_connection):
     # GIVEN process A sees a 429 (Retry-After: 1) for t1 while process B is about to send to t1
     seconds = 8.0
@@ -152,6 +156,7 @@ def test_throttled_in_one_process_lowers_the_rate_another_process_gets_then_it_r
     assert max_in_any_second(grants) <= CHANNEL_LIMIT
 
 
+@pytest.mark.slow
 def test_retry_after_from_one_process_is_honoured_by_another_already_sending(storage_connection):
     # GIVEN B sends to t1 at full rate; WHEN A sees a 429 with Retry-After: 2 a second and a half in
     seconds = 5.0

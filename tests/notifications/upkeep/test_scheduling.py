@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from azure.functions.timer import TimerRequest
 
 import ScheduledNotificationsFunction
@@ -12,6 +13,7 @@ from tests.support.builders import reference
 from tests.support.notify_calls import body, call, drain, queued, seed, status
 
 
+@pytest.mark.slow
 def test_a_notification_scheduled_ahead_arrives_no_earlier_than_its_time(app_env, connector):
     seed(connector, {"c-1": "en-US"})
     not_before = datetime.now(UTC) + timedelta(seconds=5)

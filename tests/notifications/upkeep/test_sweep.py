@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from azure.functions.timer import TimerRequest
 
 import ScheduledNotificationsFunction
@@ -21,6 +22,7 @@ def drain(app_env, **kwargs) -> None:
         pass
 
 
+@pytest.mark.slow
 def test_a_scan_job_held_by_an_instance_that_never_finishes_is_resumed_by_the_sweep(app_env, connector):
     app_env.set(**{**FAST, "StalledAfterSeconds": "0", "BroadcastPageSize": "200"})
     ids = seed(connector.url, 2000)
