@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from shared_code.app import services
 from shared_code.notifications.audience import fanout
@@ -47,3 +49,19 @@ class HostDied(BaseException):
 def poisoned(app_env) -> list[dict]:
     """The messages on the jobs queue's poison queue, decoded."""
     return [json.loads(text) for text in driver(app_env).poisoned()]
+
+
+def queue_main_with_page_hook(after_send: Callable[[Any], None]) -> Callable[[Any], None]:
+    """What NotifyQueueFunction runs, with `after_send(key)` called after each send of a page job: a hook
+    that raises HostDied plays a host killed mid-page."""
+    from shared_code.notifications import queue_runner
+    from shared_code.notifications.sending import delivery
+
+    def main(msg) -> None:
+        data = json.loads(msg.get_body())
+        if data.get("kind") == "page":
+            delivery.run_page(fanout.parse_internal(data), services.get(), after_send=after_send)
+        else:
+            queue_runner.handle_queue_message(msg.get_body(), services.get(), message_id=msg.id)
+
+    return main

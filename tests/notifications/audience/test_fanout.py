@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from shared_code.app import services
 from shared_code.notifications import jobs
 from shared_code.notifications.audience import fanout
 from stubs.connector import Fault, RandomFaults
-from tests.support.broadcasts import FAST, HostDied, broadcast, driver, is_done, seed, status
+from tests.support.broadcasts import FAST, HostDied, broadcast, driver, is_done, queue_main_with_page_hook, seed, status
 from tests.support.builders import reference
 
 
@@ -60,8 +58,6 @@ def test_broadcast_of_1000_with_throttling_outages_and_blocked_users_is_exactly_
 
 
 def test_page_job_that_dies_after_k_sends_is_retried_without_duplicates(app_env, connector):
-    from shared_code.notifications import queue_runner
-    from shared_code.notifications.sending import delivery
 
     app_env.set(**{**FAST, "SendConcurrency": "4", "BroadcastPageSize": "40", "DeliveryLeaseSeconds": "2"})
     ids = seed(connector.url, 40)
@@ -73,12 +69,7 @@ def test_page_job_that_dies_after_k_sends_is_retried_without_duplicates(app_env,
             sends["died_on"] = key.conversation_id
             raise HostDied()
 
-    def main(msg) -> None:  # the queue function, with the dying hook in the page sender
-        data = json.loads(msg.get_body())
-        if data.get("kind") == "page":
-            delivery.run_page(fanout.parse_internal(data), services.get(), after_send=die_after_k)
-        else:
-            queue_runner.handle_queue_message(msg.get_body(), services.get(), message_id=msg.id)
+    main = queue_main_with_page_hook(die_after_k)  # the queue function, dying in the page sender
 
     nid = broadcast("once only")
     host = driver(app_env, main=main, visibility=1)

@@ -15,7 +15,7 @@ import ScheduledNotificationsFunction
 from shared_code.app import services
 from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference
 from stubs.connector import Fault, create_fault_key
-from tests.support.broadcasts import HostDied
+from tests.support.broadcasts import HostDied, queue_main_with_page_hook
 from tests.support.builders import http_request, queue_message
 from tests.support.notify_calls import body, call, drain, driver
 from tests.support.teams import TEAM_ID, TENANT, THREAD_ID, payload
@@ -239,10 +239,6 @@ def test_team_dry_run_counts_the_roster_and_creates_no_conversation(app_env, con
 
 @pytest.mark.slow
 def test_team_page_job_whose_host_dies_mid_page_messages_nobody_twice_and_creates_each_chat_once(app_env, connector):
-    from shared_code.notifications import queue_runner
-    from shared_code.notifications.audience import fanout
-    from shared_code.notifications.sending import delivery
-
     app_env.set(**{**FAST, "SendConcurrency": "4", "BroadcastPageSize": "50", "DeliveryLeaseSeconds": "2"})
     members = install(connector, [f"29:member-{i:03d}" for i in range(50)])
     sends = {"count": 0}
@@ -252,12 +248,7 @@ def test_team_page_job_whose_host_dies_mid_page_messages_nobody_twice_and_create
         if sends["count"] == 15:
             raise HostDied()
 
-    def main(msg) -> None:  # the queue function, with the dying hook in the page sender
-        data = json.loads(msg.get_body())
-        if data.get("kind") == "page":
-            delivery.run_page(fanout.parse_internal(data), services.get(), after_send=die_after_k)
-        else:
-            queue_runner.handle_queue_message(msg.get_body(), services.get(), message_id=msg.id)
+    main = queue_main_with_page_hook(die_after_k)  # the queue function, dying in the page sender
 
     assert call("POST", {"to": {"team": TEAM_ID}, "text": "once", "id": "team-1"}).status_code == 202
     host = driver(app_env, main=main, visibility=1)
