@@ -18,9 +18,23 @@ from shared_code.conversation.main_dialog import ASK_NAME
 from shared_code.conversation.state import MAX_REMEMBERED_ID_CHARS, MAX_STACK_CHARS, state_keys
 from shared_code.conversation.survey import BACK, THANKS
 from shared_code.plumbing import limits
+from shared_code.protocol.connector import ConnectorClient
+from shared_code.protocol.conversation_limits import ConversationLimiter
 from tests.support.builders import http_request, message, reference
+from tests.support.clocks import FakeClock
 
 LONG_ID = "a" * 6000
+
+
+def conversation_limits_on_a_fake_clock() -> None:
+    """Teams' per-conversation limits still counted, on a clock that moves when the limiter waits: a hundred
+    turns in one conversation would wait about 40 s of real time for them. The limits themselves are
+    tests/conversation/test_conversation_limits.py's subject."""
+    app = services.get()
+    clock = FakeClock()
+    # Put in the slot Services caches its connector in: the same client, with its limiter on the fake clock.
+    app.__dict__["connector"] = ConnectorClient(app.credentials, app.http_session,
+                                                conversations=ConversationLimiter(clock=clock, sleep=clock.sleep))
 
 
 def turn(connector, conversation_id: str, text: str, activity_id: str = ""):
@@ -66,10 +80,10 @@ def chatting(name: str, *, jobs: list[str] | None = None) -> dict:
             "jobs": jobs or []}
 
 
-@pytest.mark.slow
 def test_a_hundred_turns_of_the_largest_answers_and_6000_character_activity_ids_all_answer_and_the_survey_still_works(
         app_env, connector):
     app_env.set(SurveyQuestions="How are you?|Rate us")
+    conversation_limits_on_a_fake_clock()
     statuses = []
     for number in range(100):
         activity_id = f"{number:04d}{LONG_ID}"

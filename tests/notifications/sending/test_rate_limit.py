@@ -7,21 +7,7 @@ import threading
 import pytest
 
 from shared_code.notifications.sending.rate_limit import TokenBucket
-
-
-class FakeClock:
-    """Time that moves only when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self.lock:
-            self.now += seconds
+from tests.support.clocks import FakeClock
 
 
 def test_a_full_bucket_gives_its_burst_without_waiting():
