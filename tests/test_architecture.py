@@ -200,3 +200,11 @@ def test_function_folders_are_thin_adapters_over_shared_code(folder):
     others = [imp.target for imp in imports_of(path, known) if imp.target.split(".")[0] in FUNCTION_FOLDERS]
     assert others == []
     assert len(path.read_text().splitlines()) <= 40
+
+
+def test_a_test_file_never_imports_another_test_file():
+    known = all_modules()
+    borrowed = [f"{imp.importer}:{imp.line} {imp.target}" for path in python_files("tests", "bench")
+                for imp in imports_of(path, known)
+                if imp.target.split(".")[0] == "tests" and imp.target.split(".")[-1].startswith("test_")]
+    assert borrowed == []  # what two test files share belongs in tests/support/

@@ -24,7 +24,7 @@ from shared_code.plumbing.settings import load_settings  # noqa: E402
 from shared_code.protocol.activity import Activity  # noqa: E402
 from shared_code.protocol.inbound_auth import InboundAuthenticator  # noqa: E402
 from stubs.openid import OpenIdStub  # noqa: E402
-from tests.protocol.test_inbound_auth import APP_ID, BAD, GOOD, Case, make_stub  # noqa: E402
+from tests.support.inbound_auth_cases import APP_ID, BAD, GOOD, Case, make_stub  # noqa: E402
 
 # Every case where we and the SDK decide differently, and why. (ours, sdk): True = accepted.
 # The differential test fails on any disagreement not listed here, and on any listed one that went away.
