@@ -10,7 +10,7 @@ from shared_code.app import services
 from shared_code.notifications.audience import fanout
 from shared_code.notifications.jobs import parse_job
 from tests.support.builders import reference
-from tests.support.queue_driver import QueueDriver
+from tests.support.notify_calls import driver  # also for the tests that import it from here
 
 FAST = {"RetryDelayScale": "0.25", "SendConcurrency": "16", "SendRatePerSecond": "2000", "TenantSendRatePerSecond": "2000"}
 
@@ -36,10 +36,6 @@ def status(notification_id: str) -> dict:
 
 def is_done(notification_id: str):
     return lambda: status(notification_id)["state"] == "done"
-
-
-def driver(app_env, **kwargs) -> QueueDriver:
-    return QueueDriver(app_env.values["AzureWebJobsStorage"], app_env.values["JobsQueueName"], **kwargs)
 
 
 class HostDied(BaseException):

@@ -76,7 +76,7 @@ def acknowledge(notification_id: str, how: How, activity: Activity, services: No
     if notification is None:
         log.warning("acknowledgement refused: no notification %r (channel %s)", notification_id, activity.channel_id)
         return AckResult(AckOutcome.UNKNOWN_NOTIFICATION)
-    deliveries = services.table_service.get_table_client(services.settings.deliveries_table)
+    deliveries = services.ledger.table
     key = next((k for k in _recipient_keys(activity) if ledger_reads.was_sent(deliveries, notification_id, k)), None)
     if key is None:
         log.warning("acknowledgement refused: notification %r was not sent to the clicking conversation "
@@ -127,7 +127,7 @@ def reacted_notification(key: RecipientKey, activity_id: str, services: Notifica
     message of every broadcast (ten times today's 0.09 operations per message), for the few that get
     a reaction. The lookup costs nothing per send: the recent notifications, newest first (reactions
     come soon after the message), then one ledger range query each until the message is found."""
-    deliveries = services.table_service.get_table_client(services.settings.deliveries_table)
+    deliveries = services.ledger.table
     for notification_id in services.notifications.created_since(services.clock() - REACTION_WINDOW):
         if ledger_reads.sent_as(deliveries, notification_id, key, activity_id):
             return notification_id

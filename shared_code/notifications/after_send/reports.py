@@ -37,7 +37,7 @@ def notification_report(notification_id: str, services: NotificationServices) ->
     """One row per recipient in the ledger (RECIPIENT_COLUMNS), UTF-8, header first. NotFound if unknown."""
     if services.notifications.get(notification_id) is None:
         raise NotFound("no notification with that id")
-    deliveries = services.table_service.get_table_client(services.settings.deliveries_table)
+    deliveries = services.ledger.table
     rows = ledger_reads.deliveries(deliveries, notification_id, page_size=PAGE_SIZE)
     writer = _CsvBody(RECIPIENT_COLUMNS)
     for page in _pages(rows, PAGE_SIZE):

@@ -62,7 +62,7 @@ def purge_notification(services: NotificationServices, notification_id: str, *, 
     """Delete one notification: each page's ledger partition, then its own partition (the
     notification row last, so an interrupted purge is found and finished next time)."""
     store = services.notifications
-    ledger_table = services.table_service.get_table_client(services.settings.deliveries_table)
+    ledger_table = services.ledger.table
     pk = encode_key(notification_id)
     deliveries = 0
     rows = store.table.query_entities("PartitionKey eq @pk", parameters={"pk": pk}, select=["RowKey"],
