@@ -13,7 +13,7 @@ from tests.support.arrivals import max_in_any_window
 from tests.support.builders import reference
 
 
-@pytest.mark.slow
+@pytest.mark.timing
 def test_a_burst_of_20_notifications_to_one_conversation_stays_within_7_per_second_and_8_per_2_seconds(app_env):
     with ConnectorStub(conversation_limits=True) as stub, ThreadPoolExecutor(8) as pool:
         services.get().addresses.save_many([reference(stub.url, "burst")], trusted=False)

@@ -93,7 +93,7 @@ def test_stub_counts_sends_per_second_and_the_most_in_any_sliding_second():
     assert limits.max_in_any_second("t1") == 10
 
 
-@pytest.mark.slow
+@pytest.mark.timing
 def test_a_burst_of_20_to_one_conversation_through_the_limiter_gets_no_429():
     # GIVEN a channel enforcing 7/1 s and 8/2 s per conversation, and a page's thread pool
     limiter = ConversationLimiter()
@@ -113,7 +113,7 @@ def test_a_burst_of_20_to_one_conversation_through_the_limiter_gets_no_429():
     assert max_in_any_window(arrivals, 2.0) <= 8
 
 
-@pytest.mark.slow
+@pytest.mark.timing
 def test_sends_paced_by_the_budget_get_no_429_from_a_channel_allowing_50(storage_connection):
     # GIVEN the default budget (48/s) on Azurite and a channel allowing 50/s per tenant
     table = TableClient.from_connection_string(storage_connection, f"budget{uuid.uuid4().hex[:10]}")
