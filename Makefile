@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench package clean
+.PHONY: setup run test lint bench package teams-app clean
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -40,6 +40,11 @@ bench: setup
 ## The deployment zip (dist/functionapp.zip): app + the locked Linux x86_64 CPython 3.13 wheels (requirements.lock).
 package: setup
 	$(PY) -m deploy.build
+
+## The Teams app package (dist/teams-app.zip): manifest.json (bot id = MicrosoftAppId from the environment or
+## local.settings.json) and its two icons; upload it to the org catalog. Options: `$(PY) -m deploy.teams_app --help`.
+teams-app: setup
+	$(PY) -m deploy.teams_app
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache dist
