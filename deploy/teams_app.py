@@ -24,6 +24,8 @@ Microsoft's pages behind the manifest's contents:
   RSC needs one: pass its id as --web-app-id): https://learn.microsoft.com/microsoftteams/platform/bots/how-to/authentication/bot-sso-manifest
 - App package and icons (color 192x192 full colour, outline 32x32 white on transparent, files at the zip's root):
   https://learn.microsoft.com/microsoftteams/platform/concepts/build-and-test/apps-package
+- App icon design (the colour icon a full square, its symbol inside the central 120x120 safe area):
+  https://learn.microsoft.com/microsoftteams/platform/concepts/design/design-teams-app-icon-store-appbar
 """
 
 from __future__ import annotations
