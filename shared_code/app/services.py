@@ -24,7 +24,9 @@ if TYPE_CHECKING:  # imported lazily below: a function imports only what its pat
     from shared_code.notifications.records.ledger import Ledger
     from shared_code.notifications.records.store import NotificationStore
     from shared_code.protocol.connector import ConnectorClient
+    from shared_code.protocol.graph import GraphClient
     from shared_code.storage.addresses import AddressStore
+    from shared_code.storage.people import PeopleIndex
     from shared_code.storage.teams import TeamStore
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class Services:
         self._lock = threading.Lock()
         # What "now" is for scheduling and retention: tests move it days ahead instead of sleeping.
         self.clock: Callable[[], datetime] = _utc_now
+        self._graph_clients: dict[str, GraphClient] = {}
 
     @cached_property
     def http_session(self):  # noqa: ANN201 - requests.Session, imported lazily
@@ -97,7 +100,32 @@ class Services:
     def addresses(self) -> AddressStore:
         from shared_code.storage.addresses import AddressStore
 
-        return AddressStore(self.table_service.get_table_client(self.settings.addresses_table))
+        return AddressStore(self.table_service.get_table_client(self.settings.addresses_table), people=self.people)
+
+    @cached_property
+    def people(self) -> PeopleIndex:
+        from shared_code.storage.people import PeopleIndex
+
+        return PeopleIndex(self.table_service.get_table_client(self.settings.people_table))
+
+    def graph(self, tenant: str) -> GraphClient:
+        """The Graph client for `tenant`'s directory: one per tenant and process (its token is the tenant's)."""
+        with self._lock:
+            client = self._graph_clients.get(tenant)
+            if client is None:
+                from shared_code.protocol.graph import GraphClient, NoBearer
+
+                if self.settings.local_mode:
+                    credentials = NoBearer()
+                else:
+                    from shared_code.plumbing.settings import GRAPH_SCOPE
+                    from shared_code.protocol.outbound_auth import OutboundCredentials
+
+                    credentials = OutboundCredentials(self.settings, self.http_session, scope=GRAPH_SCOPE,
+                                                      tenant=tenant)
+                client = self._graph_clients[tenant] = GraphClient(self.settings.graph_base_url, credentials,
+                                                                   self.http_session)
+            return client
 
     @cached_property
     def teams(self) -> TeamStore:

@@ -12,6 +12,7 @@ from azure.core.exceptions import HttpResponseError
 from shared_code.conversation.proactive import send_localized
 from shared_code.notifications.after_send import edits
 from shared_code.notifications.audience import fanout
+from shared_code.notifications.audience.organisation import directory_tenant
 from shared_code.notifications.audience.preview import preview
 from shared_code.notifications.audience.roster import installed_team
 from shared_code.notifications.jobs import (
@@ -164,6 +165,9 @@ def resolve_team_target(job: Job, services: NotificationServices) -> Job:
     `team` (every member) stays as it is, for the fan-out to read the roster; the same 404 and 410."""
     if job.target.kind is TargetKind.TEAM:
         installed_team(job.target.value, services)
+        return job
+    if job.target.in_organisation:
+        directory_tenant(job.target, services.settings)  # 400 when no tenant is known
         return job
     if job.target.kind is not TargetKind.TEAM_CHANNEL:
         return job

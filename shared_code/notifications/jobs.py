@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -75,6 +75,15 @@ class TargetKind(StrEnum):
     TEAM = "team"  # every member of a Teams team, each in their personal chat
     TEAM_CHANNEL = "teamChannel"  # a Teams team's root channel: one conversation
     ALL = "all"
+    # The organisation, through Microsoft Graph: people reached in their personal chat with the bot,
+    # the app installed for those who never wrote to it.
+    GROUP = "group"  # an Entra group's users, nested groups included
+    USERS = "users"  # a list of people, by object id or user principal name
+    TENANT = "tenant"  # every enabled member (and guest, if asked) of the tenant
+
+
+ORGANISATION = frozenset({TargetKind.GROUP, TargetKind.USERS, TargetKind.TENANT})
+MAX_PEOPLE = 10_000  # in one `users` list
 
 
 # Wire keys of `to` and the audience each names.
@@ -91,15 +100,43 @@ TARGET_KEYS = {
 @dataclass(frozen=True, slots=True)
 class Target:
     kind: TargetKind
-    value: str = ""  # empty for ALL
+    value: str = ""  # empty for ALL and USERS; the tenant's id for TENANT
+    # Organisation audiences: the Entra tenant (empty: the bot's own, MicrosoftAppTenantId); a USERS
+    # list (object ids and user principal names, lower case, each once); whether TENANT includes guests.
+    tenant: str = ""
+    people: tuple[str, ...] = ()
+    include_guests: bool = False
+    # A USERS list kept beside its notification (records.store): its length, the list itself elsewhere.
+    listed: int = 0
 
     @property
     def is_single(self) -> bool:
         return self.kind is TargetKind.CONVERSATION
 
+    @property
+    def in_organisation(self) -> bool:
+        return self.kind in ORGANISATION
+
+    def directory_tenant(self, default: str) -> str:
+        """The tenant whose directory the audience is read from."""
+        return self.tenant or default
+
+    def without_people(self) -> Target:
+        """A USERS target as its notification keeps it: the count, the list stored apart."""
+        return Target(self.kind, tenant=self.tenant, listed=len(self.people) or self.listed)
+
     def to_json(self) -> Any:
+        if self.kind is TargetKind.ALL:
+            return "all"
+        if self.kind is TargetKind.GROUP:
+            return {"group": self.value, **({"tenant": self.tenant} if self.tenant else {})}
+        if self.kind is TargetKind.USERS:
+            people: Any = list(self.people) if self.people or not self.listed else {"listed": self.listed}
+            return {"users": people, **({"tenant": self.tenant} if self.tenant else {})}
+        if self.kind is TargetKind.TENANT:
+            return {"tenant": self.value, **({"includeGuests": True} if self.include_guests else {})}
         # A channel keeps its first name on the wire: an instance of the previous version reads it too.
-        return "all" if self.kind is TargetKind.ALL else {self.kind.value: self.value}
+        return {self.kind.value: self.value}
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,19 +182,55 @@ class Job:
                                  for key, content in plain.by_locale.items()}, plain.default_locale)
 
 
-def parse_target(value: Any) -> Target:
+def parse_target(value: Any, *, stored: bool = False) -> Target:
     if value == "all":
         return Target(TargetKind.ALL)
+    if isinstance(value, dict) and ("group" in value or "users" in value or "tenant" in value):
+        return _organisation_target(value, stored=stored)
     if isinstance(value, dict) and len(value) == 1:
         [(key, item)] = value.items()
         if key in TARGET_KEYS and isinstance(item, str) and item:
             return Target(TARGET_KEYS[key], item)
     raise BadInput('to must be {"conversation": id}, {"user": id}, {"channelId": id} (or {"channel": id}), '
-                   '{"team": id}, {"teamChannel": id} or "all"')
+                   '{"team": id}, {"teamChannel": id}, {"group": id}, {"users": [...]}, {"tenant": id} or "all"')
 
 
-def parse_job(data: Any, *, require_version: bool = True) -> Job:
-    """Validate a job (queue message or HTTP body); BadInput says what is wrong."""
+def _organisation_target(value: dict[str, Any], *, stored: bool) -> Target:
+    """{"group": id}, {"users": [...]} (each with an optional "tenant" beside it), or {"tenant": id}
+    (with an optional "includeGuests": true)."""
+    from shared_code.protocol.graph import check_object_id, check_person
+
+    kind = "group" if "group" in value else "users" if "users" in value else "tenant"
+    allowed = {"tenant", "includeGuests"} if kind == "tenant" else {kind, "tenant"}
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise BadInput(f"to.{kind} takes {', '.join(sorted(allowed))} beside it, not {', '.join(unknown)}")
+    tenant = value.get("tenant")
+    if tenant is not None and (not isinstance(tenant, str) or not tenant):
+        raise BadInput("to.tenant must be the id of an Entra tenant")
+    tenant = limits.identifier(tenant, "to.tenant") if tenant else ""
+    if kind == "group":
+        return Target(TargetKind.GROUP, check_object_id(value["group"] if isinstance(value["group"], str) else "",
+                                                        "to.group"), tenant=tenant)
+    if kind == "tenant":
+        guests = value.get("includeGuests", False)
+        if not isinstance(guests, bool):
+            raise BadInput("to.includeGuests must be true or false")
+        return Target(TargetKind.TENANT, tenant, tenant=tenant, include_guests=guests)
+    people = value["users"]
+    if stored and isinstance(people, dict) and isinstance(people.get("listed"), int):
+        return Target(TargetKind.USERS, tenant=tenant, listed=people["listed"])
+    if not isinstance(people, list) or not people or len(people) > MAX_PEOPLE:
+        raise BadInput(f"to.users must be a list of 1 to {MAX_PEOPLE} object ids or user principal names "
+                       "(send a longer list as several notifications)")
+    if not all(isinstance(p, str) for p in people):
+        raise BadInput("each of to.users must be a string: an object id or a user principal name")
+    return Target(TargetKind.USERS, tenant=tenant, people=tuple(dict.fromkeys(check_person(p) for p in people)))
+
+
+def parse_job(data: Any, *, require_version: bool = True, stored: bool = False) -> Job:
+    """Validate a job (queue message or HTTP body, or a notification's record: `stored`); BadInput says
+    what is wrong."""
     if not isinstance(data, dict):
         raise BadInput("a job must be a JSON object")
     if require_version or "v" in data:
@@ -168,7 +241,7 @@ def parse_job(data: Any, *, require_version: bool = True) -> Job:
         kind = JobKind(kind_value)
     except ValueError:
         raise BadInput(f"unknown job kind {kind_value!r}; expected message or dialog") from None
-    target = parse_target(data.get("to"))
+    target = parse_target(data.get("to"), stored=stored)
     limits.identifier(target.value, f"to.{target.kind.value}")
     job_id = data.get("id")
     if job_id is None:
@@ -289,7 +362,8 @@ def is_version(value: Any) -> bool:
 def check_storable(job: Job) -> Job:
     """A job that is kept (a notification's record) must fit one Table Storage property: a text map of
     many locales, or text that JSON escapes (controls), can pass the per-message limit and still not."""
-    limits.fitting(json.dumps(job.to_json(), ensure_ascii=False), "the notification")
+    kept = replace(job, target=job.target.without_people()) if job.target.people else job  # the list is kept apart
+    limits.fitting(json.dumps(kept.to_json(), ensure_ascii=False), "the notification")
     return job
 
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # types only: none of these is imported when a notification r
     from shared_code.notifications.records.acknowledgements import AcknowledgementStore
     from shared_code.notifications.records.ledger import Ledger
     from shared_code.notifications.records.store import NotificationStore
+    from shared_code.protocol.graph import GraphClient
+    from shared_code.storage.people import PeopleIndex
 
 
 class NotificationServices(ConversationServices, Protocol):
@@ -36,3 +38,10 @@ class NotificationServices(ConversationServices, Protocol):
 
     @property
     def acknowledgements(self) -> AcknowledgementStore: ...
+
+    @property
+    def people(self) -> PeopleIndex: ...
+
+    def graph(self, tenant: str) -> GraphClient:
+        """Microsoft Graph for `tenant`'s directory (organisation audiences)."""
+        ...

@@ -15,6 +15,9 @@ EMULATOR_OPENID_METADATA = (
 CHANNEL_TOKEN_ISSUER = "https://api.botframework.com"
 MULTI_TENANT_LOGIN_URL = "https://login.microsoftonline.com/botframework.com"
 BOT_OAUTH_SCOPE = "https://api.botframework.com/.default"
+GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+TEAMS_SERVICE_URL = "https://smba.trafficmanager.net/teams/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,14 @@ class Settings:
     delivery_retention_days: int = 30  # DeliveryRetentionDays: purge finished notifications and their ledger
     rate_budget_table: str = "RateBudget"  # RateBudgetTableName: one row per bot and tenant, shared by all instances
     tenant_send_rate_per_second: float = 48.0  # TenantSendRatePerSecond: all instances together, per tenant
+    # Microsoft Graph, for audiences of people who never wrote to the bot (groups, lists, the tenant).
+    graph_base_url: str = GRAPH_BASE_URL  # GraphBaseUrl
+    teams_app_catalog_id: str = ""  # TeamsAppCatalogId: the app in the org catalog; empty = looked up by MicrosoftAppId
+    teams_service_url: str = TEAMS_SERVICE_URL  # TeamsServiceUrl: a tenant's serviceUrl before any activity came from it
+    people_table: str = "People"  # PeopleTableName: personal addresses by Entra object id, and tenants' serviceUrls
+    # GraphRatePerSecond: per kind of Graph call (installs, reads of installed apps, other reads), per tenant, all
+    # instances together; Graph allows 30 (Teams service limits), a little margin as for the channel's 50.
+    graph_rate_per_second: float = 28.0
 
     @property
     def local_mode(self) -> bool:
@@ -127,6 +138,11 @@ SETTING_NAMES: dict[str, str] = {
     "delivery_retention_days": "DeliveryRetentionDays",
     "rate_budget_table": "RateBudgetTableName",
     "tenant_send_rate_per_second": "TenantSendRatePerSecond",
+    "graph_base_url": "GraphBaseUrl",
+    "teams_app_catalog_id": "TeamsAppCatalogId",
+    "teams_service_url": "TeamsServiceUrl",
+    "people_table": "PeopleTableName",
+    "graph_rate_per_second": "GraphRatePerSecond",
 }
 
 
@@ -168,8 +184,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("MaxRequestBytes, SendConcurrency and SendRatePerSecond must be positive")
     if min(settings.address_max_idle_days, settings.address_retention_days, settings.delivery_retention_days) < 0:
         raise ConfigError("AddressMaxIdleDays, AddressRetentionDays and DeliveryRetentionDays must be 0 or more")
-    if settings.tenant_send_rate_per_second <= 0:
-        raise ConfigError("TenantSendRatePerSecond must be positive")
+    if settings.tenant_send_rate_per_second <= 0 or settings.graph_rate_per_second <= 0:
+        raise ConfigError("TenantSendRatePerSecond and GraphRatePerSecond must be positive")
     if settings.microsoft_app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
         raise ConfigError("setting MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI, "
                           f"not {settings.microsoft_app_type!r}")

@@ -59,8 +59,13 @@ class OutboundCredentials:
     """Hands out `Bearer <token>` for connector calls: one cached token per process, one fetch at a time."""
 
     def __init__(self, settings: Settings, session: requests.Session | None = None,
-                 clock: Callable[[], float] = time.time, environ: Mapping[str, str] | None = None) -> None:
+                 clock: Callable[[], float] = time.time, environ: Mapping[str, str] | None = None, *,
+                 scope: str = "", tenant: str = "") -> None:
         self._settings = settings
+        # The bot's token for the channel by default; Microsoft Graph's (GRAPH_SCOPE) in `tenant` for the
+        # organisation's audiences: same grant, same cache rules, another resource.
+        self._scope = scope or settings.to_channel_from_bot_oauth_scope
+        self._tenant = tenant or settings.microsoft_app_tenant_id
         # Platform variables, not app settings: read once, like the settings.
         environ = os.environ if environ is None else environ
         self._identity = (environ.get(IDENTITY_ENDPOINT, ""), environ.get(IDENTITY_HEADER, ""))
@@ -77,8 +82,10 @@ class OutboundCredentials:
     @property
     def token_url(self) -> str:
         login = self._settings.to_channel_from_bot_login_url.rstrip("/")
-        tenant = self._settings.microsoft_app_tenant_id
-        if self._settings.microsoft_app_type == "SingleTenant" and tenant and login == MULTI_TENANT_LOGIN_URL:
+        tenant = self._tenant
+        # Graph's token always comes from the tenant whose directory it reads, whatever the bot's type.
+        tenant_bound = self._settings.microsoft_app_type == "SingleTenant" or self._scope != self._settings.to_channel_from_bot_oauth_scope
+        if tenant_bound and tenant and login == MULTI_TENANT_LOGIN_URL:
             login = SINGLE_TENANT_LOGIN_TEMPLATE.format(tenant=tenant)
         return login + TOKEN_PATH
 
@@ -95,6 +102,12 @@ class OutboundCredentials:
             raise UntrustedServiceUrl(
                 f"refusing to send the bot's token to {service_url!r}: it did not come from an authenticated "
                 "activity and is not in TrustedServiceUrls")
+        return f"Bearer {self._current_token()}"
+
+    def bearer(self) -> str | None:
+        """`Bearer <token>` for a service named by the settings (Microsoft Graph), None in local mode."""
+        if self._settings.local_mode:
+            return None
         return f"Bearer {self._current_token()}"
 
     def invalidate(self, rejected: str | None = None) -> None:
@@ -138,7 +151,7 @@ class OutboundCredentials:
             "grant_type": "client_credentials",
             "client_id": self._settings.microsoft_app_id,
             "client_secret": self._settings.microsoft_app_password,
-            "scope": self._settings.to_channel_from_bot_oauth_scope,
+            "scope": self._scope,
         }
         started = self._clock()
         try:
@@ -168,7 +181,7 @@ class OutboundCredentials:
                 "MicrosoftAppType is UserAssignedMSI but IDENTITY_ENDPOINT/IDENTITY_HEADER are not set: this "
                 "process has no managed identity. Assign the user-assigned identity to the Function App, or use "
                 "SingleTenant with MicrosoftAppPassword off Azure")
-        resource = self._settings.to_channel_from_bot_oauth_scope.removesuffix("/.default")
+        resource = self._scope.removesuffix("/.default")
         params = {"resource": resource, "api-version": IDENTITY_API_VERSION, "client_id": client_id}
         started = self._clock()
         try:

@@ -14,6 +14,7 @@ from azure.data.tables import TableClient, UpdateMode
 from shared_code.plumbing import limits
 from shared_code.protocol.activity import ConversationReference, is_group_scope, scope_of, with_user
 from shared_code.storage.keys import encode_key
+from shared_code.storage.people import PeopleIndex, PersonalChat
 from shared_code.storage.tables import is_table_missing, on_table
 
 # One partition per channel keeps a channel's users together for `channel` broadcasts;
@@ -64,8 +65,9 @@ def address_keys(channel_id: str, conversation_id: str) -> tuple[str, str]:
 class AddressStore:
     """Save, find, deactivate and page through addresses. Every query is parameterized."""
 
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, *, people: PeopleIndex | None = None) -> None:
         self._table = table
+        self._people = people
 
     def save(
         self, reference: ConversationReference, *, trusted: bool, now: datetime | None = None, team_id: str = ""
@@ -80,7 +82,22 @@ class AddressStore:
         entity = _to_entity(address)
         if is_group_scope(reference.conversation):
             return on_table(self._table, lambda: self._save_group(entity, reference))
-        return on_table(self._table, lambda: self._save(entity))
+        created = on_table(self._table, lambda: self._save(entity))
+        if created:
+            self._index(reference, trusted=trusted)
+        return created
+
+    def _index(self, reference: ConversationReference, *, trusted: bool) -> None:
+        """A new personal address: findable by the person's Entra object id (people.py), and its serviceUrl
+        the tenant's, when an authenticated activity brought it."""
+        tenant = reference.tenant_id or reference.conversation.tenant_id or ""
+        if self._people is None:
+            return
+        if reference.user.aad_object_id:
+            self._people.save(tenant, reference.user.aad_object_id,
+                              PersonalChat(reference.channel_id, reference.conversation.id))
+        if trusted:
+            self._people.save_service_url(tenant, reference.service_url)
 
     def _save_group(self, entity: dict[str, Any], reference: ConversationReference) -> bool:
         # Read first: the refresh keeps the saved user, so it needs the saved reference.

@@ -163,13 +163,14 @@ def run_revision(job: RevisionJob, services: NotificationServices) -> dict[str, 
         claim = {"RecallCode": IN_PROGRESS}
     claimed = _claim(services, job, todo, claim)
     content = notification.job.localized() if job.kind is RevisionKind.EDIT else None
-    addresses = services.addresses.get_many((d.key.channel_id, d.key.conversation_id) for d in claimed)
+    # A person's message (a team member, someone of the organisation) went to their chat: `sent_to`.
+    addresses = services.addresses.get_many((d.key.channel_id, d.sent_to or d.key.conversation_id) for d in claimed)
     pacer = pacer_for(services)
     outcomes: dict[RecipientKey, str] = {}
     again: list[Delivery] = []  # the channel could not change them yet: released, and tried by a later job
     last_attempt = job.attempt + 1 >= services.settings.send_max_attempts
     for delivery in claimed:
-        address = addresses.get((delivery.key.channel_id, delivery.key.conversation_id))
+        address = addresses.get((delivery.key.channel_id, delivery.sent_to or delivery.key.conversation_id))
         code, transient = _apply(job, delivery, address, content, notification.job.locale, pacer, services)
         if transient and not last_attempt:
             again.append(delivery)

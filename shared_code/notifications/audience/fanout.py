@@ -8,7 +8,10 @@ Internal job kinds (same envelope as the public ones, `"v": 1`):
 
 For a team (`"to": {"team": id}`) a page is a page of the team's roster (pagedmembers, its
 continuation token kept as `{"roster": token}`), and a key is a member, [channel id, member id]:
-the page job reaches each member in their personal chat, created when they have none.
+the page job reaches each member in their personal chat, created when they have none. For the
+organisation (`group`, `users`, `tenant`), a page is a page of Microsoft Graph's answer (`{"graph":
+nextLink}`) or of a stored list (`{"people": index}`), and a key is a person, ["msteams", object id]
+(audience/organisation.py).
 
 A scan job reads one page of addresses (AddressStore.page_active and its continuation
 token: never the whole table), freezes it as the page's summary record (conditional
@@ -33,7 +36,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from shared_code.notifications import jobs
-from shared_code.notifications.audience import member_index, roster
+from shared_code.notifications.audience import member_index, organisation, roster
 from shared_code.notifications.jobs import Job, TargetKind
 from shared_code.notifications.records.ledger import DeliveryState, RecipientKey
 from shared_code.notifications.records.store import (
@@ -210,6 +213,8 @@ def _read_page(notification: Notification, scan: ScanJob, services: Notification
     target = notification.job.target
     if target.kind is TargetKind.TEAM:
         return _read_roster_page(notification, scan, services, page_id)
+    if target.in_organisation:
+        return organisation.read_page(notification, scan.continuation, page_id, services)
     if target.kind is TargetKind.CONVERSATION:
         address = services.addresses.get(target.value)
         return ([RecipientKey(address.channel_id, address.conversation_id)] if address else []), None

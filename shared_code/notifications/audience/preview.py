@@ -22,6 +22,8 @@ def preview(job: Job, services: NotificationServices) -> dict[str, Any]:
     active addresses only, and not those unseen for AddressMaxIdleDays."""
     if job.target.kind is TargetKind.TEAM:
         return _team_preview(job, services)
+    if job.target.in_organisation:
+        return _organisation_preview(job, services)
     count, sample = 0, []
     for address in _audience(job, services):
         count += 1
@@ -69,3 +71,57 @@ def _team_preview(job: Job, services: NotificationServices) -> dict[str, Any]:
     sample = [{"channel": page.team.root.channel_id, "user": m.id, "userName": m.name}
               for m in list(members.values())[:SAMPLE_SIZE]]
     return {"dryRun": True, "to": job.target.to_json(), "recipients": len(members), "sample": sample}
+
+
+def _organisation_preview(job: Job, services: NotificationServices) -> dict[str, Any]:
+    """An organisation audience read from Graph page by page (as the fan-out will), each person once:
+    how many already have a chat with the bot (sent to at once, no Graph call), how many need the app
+    installed first, and how many cannot be reached, by why (they blocked the bot, or the directory
+    does not know a listed name). Graph's own refusals (policy, licence) are only known by trying."""
+    from shared_code.notifications.audience.organisation import directory_tenant, with_retries
+    from shared_code.protocol.graph import DirectoryUser, is_object_id
+
+    target = job.target
+    tenant = directory_tenant(target, services.settings)
+    graph = services.graph(tenant)
+    seen: dict[str, DirectoryUser] = {}
+    unreachable: dict[str, int] = {}
+    if target.kind is TargetKind.USERS:
+        for person in target.people:
+            user = DirectoryUser(person) if is_object_id(person) else with_retries(lambda p=person: graph.user(p))
+            if user is None:
+                unreachable["user_not_found"] = unreachable.get("user_not_found", 0) + 1
+            else:
+                seen.setdefault(user.id, user)
+    else:
+        link: str | None = None
+        while True:
+            if target.kind is TargetKind.GROUP:
+                page = with_retries(lambda link=link: graph.group_users(target.value, next_link=link))
+            else:
+                page = with_retries(lambda link=link: graph.tenant_users(include_guests=target.include_guests,
+                                                                          next_link=link))
+            seen.update((u.id, u) for u in page.users if u.id not in seen)
+            if page.next_link is None:
+                break
+            link = page.next_link
+    known = 0
+    ids = list(seen)
+    for start in range(0, len(ids), COUNT_PAGE_SIZE):
+        chunk = ids[start:start + COUNT_PAGE_SIZE]
+        chats = services.people.find(tenant, chunk)
+        addresses = services.addresses.get_many((c.channel_id, c.conversation_id) for c in chats.values())
+        for chat in chats.values():
+            address = addresses.get((chat.channel_id, chat.conversation_id))
+            if address is None:
+                continue
+            if address.active:
+                known += 1
+            else:
+                reason = address.inactive_reason or "address_inactive"
+                unreachable[reason] = unreachable.get(reason, 0) + 1
+    blocked = sum(v for k, v in unreachable.items() if k != "user_not_found")
+    sample = [{"user": u.id, "userPrincipalName": u.upn, "userName": u.name} for u in list(seen.values())[:SAMPLE_SIZE]]
+    return {"dryRun": True, "to": target.to_json() if not target.people else {"users": len(target.people)},
+            "recipients": len(seen) - blocked, "withChat": known, "toInstall": len(seen) - known - blocked,
+            "unreachable": unreachable, "sample": sample}

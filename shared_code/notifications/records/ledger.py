@@ -11,6 +11,13 @@ connector has no idempotency key). We choose AT-MOST-ONCE for it: a claim still
 IN_PROGRESS after the lease is never sent again; it becomes FAILED with the code
 `outcome_unknown`. The claim is taken right before the POST (after the rate-limit
 wait), so such a record really means "the send may have happened", not "queued".
+
+A person reached through Microsoft Graph is claimed before the steps that come before their first
+message (install the app for them, find its chat), and the claim's `Step` says how far they got:
+`install`, then `chat` once the app is installed, then "" once the chat is saved and the send may
+happen. Each step is an ETag-guarded replace that also renews the lease. A claim abandoned at
+`install` or `chat` cannot have been sent, so it is claimed again where it stopped, never marked
+`outcome_unknown`; a retried or duplicated job never installs twice nor sends twice.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -52,6 +59,18 @@ class DeliveryState(StrEnum):
 
 TERMINAL = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.GONE, DeliveryState.INACTIVE,
                       DeliveryState.CANCELLED})
+
+
+class Step(StrEnum):
+    """Where a claimed recipient reached through Graph stands, before its send (see the module's note)."""
+
+    SEND = ""  # the send may happen: the usual claim
+    INSTALL = "install"  # the app is to be installed for the person
+    CHAT = "chat"  # installed; its chat is to be found and saved
+
+
+BEFORE_SEND = frozenset({Step.INSTALL, Step.CHAT})
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +121,10 @@ class Delivery:
     edited_version: int = 0
     edit_code: str = ""  # "" updated (or never edited), "in_progress" claimed, else why the update failed
     recall_code: str = ""  # "" not recalled, "deleted", "in_progress" claimed, else why the delete failed
+    step: Step = Step.SEND  # of a claim (or a retry) of a person reached through Graph: how far it got
+    # Of a SENT message whose recipient is a person, not a conversation (a team's member, a person of the
+    # organisation): the conversation it went to, for edits and recalls.
+    sent_to: str = ""
 
 
 class ClaimOutcome(StrEnum):
@@ -131,13 +154,17 @@ class Finish:
     retry_after: float = -1.0  # for RETRY: seconds the channel asked us to wait (-1: back off as usual)
     activity_id: str = ""  # for SENT: what the connector answered
     content_version: int = 0  # for SENT: the notification's content version that was sent
+    sent_to: str = ""  # for SENT to a person: the conversation id, when it is not the key's
 
     @property
     def record(self) -> Delivery:
         attempts = self.claimed.attempts if self.counted else max(0, self.claimed.attempts - 1)
-        sent_at = datetime.now(UTC) if self.state is DeliveryState.SENT else None
+        sent = self.state is DeliveryState.SENT
+        sent_at = datetime.now(UTC) if sent else None
+        # A retry resumes at the step it stopped at.
         return Delivery(self.claimed.key, self.state, attempts, self.claimed.claimed_at, self.code, self.detail[:500],
-                        activity_id=self.activity_id, sent_at=sent_at, content_version=self.content_version)
+                        activity_id=self.activity_id, sent_at=sent_at, content_version=self.content_version,
+                        step=Step.SEND if sent else self.claimed.step, sent_to=self.sent_to)
 
 
 # An entity-group transaction holds at most 100 operations: at most this many outcomes recorded and
@@ -170,12 +197,13 @@ class Ledger:
         records = (_from_entity(e) for e in found)
         return {d.key: d for d in records}
 
-    def claim(self, notification_id: str, page: str, key: RecipientKey, known: Delivery | None = None) -> Claim:
-        """Make `key` ours to send, or say why not. Races are settled by the table, not by us."""
+    def claim(self, notification_id: str, page: str, key: RecipientKey, known: Delivery | None = None,
+              step: Step = Step.SEND) -> Claim:
+        """Make `key` ours to send (a fresh claim at `step`), or say why not. Races are settled by the table."""
         ensure_table(self._table)
         pk = partition_key(notification_id, page)
         if known is None:
-            record = Delivery(key, DeliveryState.IN_PROGRESS, attempts=1, claimed_at=self._clock())
+            record = Delivery(key, DeliveryState.IN_PROGRESS, attempts=1, claimed_at=self._clock(), step=step)
             try:
                 meta = self._table.create_entity(_to_entity(pk, record))
                 return Claim(ClaimOutcome.CLAIMED, _with_etag(record, meta))
@@ -183,7 +211,7 @@ class Ledger:
                 known = self._get(pk, key)
         for _ in range(5):
             if known is None:  # deleted under us: nobody else can hold it
-                return self.claim(notification_id, page, key, None)
+                return self.claim(notification_id, page, key, None, step)
             if known.state in TERMINAL:
                 return Claim(ClaimOutcome.DONE, known)
             now = self._clock()
@@ -191,11 +219,14 @@ class Ledger:
                 age = now - known.claimed_at
                 if age < self._lease:
                     return Claim(ClaimOutcome.BUSY, known, wait=self._lease - age)
-                # Abandoned mid-send: at-most-once, so never send again (see module docstring).
-                record = Delivery(key, DeliveryState.FAILED, known.attempts, known.claimed_at, "outcome_unknown",
-                                  "the sending host stopped between the send and its record; not resent")
+                if known.step in BEFORE_SEND:  # abandoned before any send could happen: resume where it stopped
+                    record = Delivery(key, DeliveryState.IN_PROGRESS, known.attempts, now, step=known.step)
+                else:  # abandoned mid-send: at-most-once, so never send again (see module docstring)
+                    record = Delivery(key, DeliveryState.FAILED, known.attempts, known.claimed_at, "outcome_unknown",
+                                      "the sending host stopped between the send and its record; not resent")
             else:  # RETRY
-                record = Delivery(key, DeliveryState.IN_PROGRESS, attempts=known.attempts + 1, claimed_at=now)
+                record = Delivery(key, DeliveryState.IN_PROGRESS, attempts=known.attempts + 1, claimed_at=now,
+                                  step=known.step)
             try:
                 meta = self._replace(pk, record, known.etag)
             except (ResourceModifiedError, ResourceNotFoundError):
@@ -205,6 +236,16 @@ class Ledger:
                 return Claim(ClaimOutcome.DONE, _with_etag(record, meta))
             return Claim(ClaimOutcome.CLAIMED, _with_etag(record, meta))
         return Claim(ClaimOutcome.BUSY, known, wait=1.0)
+
+    def advance(self, notification_id: str, page: str, claimed: Delivery, step: Step) -> Delivery | None:
+        """Record that a claimed recipient reached `step` (and renew its lease); the claim as now held, or
+        None when the claim was lost (its lease ran out and another host took it: leave it to that host)."""
+        record = replace(claimed, step=step, claimed_at=self._clock(), etag="")
+        try:
+            meta = self._replace(partition_key(notification_id, page), record, claimed.etag)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return _with_etag(record, meta)
 
     def finish(self, notification_id: str, page: str, claimed: Delivery, state: DeliveryState,
                code: str = "", detail: str = "") -> None:
@@ -221,7 +262,8 @@ class Ledger:
                 self._table.upsert_entity(_to_entity(pk, record), mode=UpdateMode.REPLACE)
 
     def settle(self, notification_id: str, page: str, finishes: list[Finish],
-               wanted: list[tuple[RecipientKey, Delivery | None]] = ()) -> list[Claim]:
+               wanted: list[tuple[RecipientKey, Delivery | None]] = (),
+               steps: Mapping[RecipientKey, Step] | None = None) -> list[Claim]:
         """Write `finishes` and claim `wanted` in ONE entity-group transaction; the claims, in order.
 
         This is what makes the ledger cheap: a batch of outcomes and claims costs one table
@@ -230,7 +272,9 @@ class Ledger:
         transaction (another host claimed one of them, a lease ran out), nothing of it was
         written and every finish and claim is done one at a time instead, which settles each
         race on its own. Recipients still IN_PROGRESS (a dead host's claim) go that slow way too.
+        `steps` gives the first step of a fresh claim of a person reached through Graph.
         """
+        steps = steps or {}
         ensure_table(self._table)
         pk = partition_key(notification_id, page)
         now = self._clock()
@@ -242,11 +286,13 @@ class Ledger:
         planned: list[Delivery | Claim] = []
         for key, known in wanted:
             if known is None:
-                record = Delivery(key, DeliveryState.IN_PROGRESS, attempts=1, claimed_at=now)
+                record = Delivery(key, DeliveryState.IN_PROGRESS, attempts=1, claimed_at=now,
+                                  step=steps.get(key, Step.SEND))
                 operations.append(("create", _to_entity(pk, record)))
                 planned.append(record)
             elif known.state is DeliveryState.RETRY and known.etag:
-                record = Delivery(key, DeliveryState.IN_PROGRESS, attempts=known.attempts + 1, claimed_at=now)
+                record = Delivery(key, DeliveryState.IN_PROGRESS, attempts=known.attempts + 1, claimed_at=now,
+                                  step=known.step)
                 operations.append(("update", _to_entity(pk, record),
                                    {"mode": UpdateMode.REPLACE, "etag": known.etag,
                                     "match_condition": MatchConditions.IfNotModified}))
@@ -254,19 +300,19 @@ class Ledger:
             else:
                 planned.append(Claim(ClaimOutcome.BUSY))  # decided one at a time below
         if not operations:
-            return [self.claim(notification_id, page, key, known) for key, known in wanted]
+            return [self.claim(notification_id, page, key, known, steps.get(key, Step.SEND)) for key, known in wanted]
         try:
             answers = submit_transaction(self._table, operations)
         except Exception:  # TableTransactionError and friends: nothing of the transaction was written
             for finish in finishes:
                 self._write_finish(pk, finish)
-            return [self.claim(notification_id, page, key, known) for key, known in wanted]
+            return [self.claim(notification_id, page, key, known, steps.get(key, Step.SEND)) for key, known in wanted]
         claim_answers = list(answers)[len(finishes):]
         claims: list[Claim] = []
         index = 0
         for (key, known), plan in zip(wanted, planned, strict=True):
             if isinstance(plan, Claim):
-                claims.append(self.claim(notification_id, page, key, known))
+                claims.append(self.claim(notification_id, page, key, known, steps.get(key, Step.SEND)))
                 continue
             meta = claim_answers[index] if index < len(claim_answers) else {}
             index += 1
@@ -340,11 +386,13 @@ def _to_entity(pk: str, record: Delivery) -> dict[str, Any]:
         "ActivityId": record.activity_id,
         **({"SentAt": record.sent_at} if record.sent_at is not None else {}),
         **({"ContentVersion": record.content_version} if record.content_version else {}),
+        **({"Step": record.step.value} if record.step else {}),
+        **({"SentTo": record.sent_to} if record.sent_to else {}),
     }
 
 
 _READ = ("ChannelId", "ConversationId", "State", "Attempts", "ClaimedAt", "Code", "Detail", "ActivityId", "SentAt",
-         "ContentVersion", "EditedVersion", "EditCode", "RecallCode")  # every column _from_entity reads
+         "ContentVersion", "EditedVersion", "EditCode", "RecallCode", "Step", "SentTo")  # every column _from_entity reads
 
 
 def _from_entity(entity: Any) -> Delivery:
@@ -362,4 +410,6 @@ def _from_entity(entity: Any) -> Delivery:
         edited_version=int(entity.get("EditedVersion") or 0),
         edit_code=entity.get("EditCode") or "",
         recall_code=entity.get("RecallCode") or "",
+        step=Step(entity.get("Step") or ""),
+        sent_to=entity.get("SentTo") or "",
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -29,6 +29,8 @@ from shared_code.storage.tables import ensure_table
 
 NOTIFICATION_ROW = "notification"
 PAGE_PREFIX = "page."
+PEOPLE_PREFIX = "people."  # a `users` audience's list, PEOPLE_PER_ROW to a row (JSON within one property)
+PEOPLE_PER_ROW = 500
 _KEYS_CHUNK = 30_000  # characters per string property (Table Storage allows 64 KiB = 32K UTF-16 units)
 MAX_SAMPLE_ERRORS = 5
 PAGE_SAMPLE_ERRORS = 3  # failures a page keeps as examples
@@ -176,9 +178,15 @@ class NotificationStore:
         ensure_table(self._table)
         digest = payload_hash(job)
         state = NotificationState.SCHEDULED if scheduled else NotificationState.RUNNING
+        kept = job
+        if job.target.people:
+            # Up to 10,000 people fit no table property: the list goes in rows of its own first, and the
+            # notification (written last: what makes it exist) keeps their count.
+            self._save_people(job.id, job.target.people)
+            kept = replace(job, target=job.target.without_people())
         entity = {
             "PartitionKey": encode_key(job.id), "RowKey": NOTIFICATION_ROW,
-            "NotificationId": job.id, "Job": json.dumps(job.to_json(), ensure_ascii=False),
+            "NotificationId": job.id, "Job": json.dumps(kept.to_json(), ensure_ascii=False),
             "PayloadHash": digest, "State": state.value, "StopReason": "",
             "ScanDone": False, "CreatedAt": (created_at or datetime.now(UTC)).astimezone(UTC), "Parked": parked,
         }
@@ -194,6 +202,22 @@ class NotificationStore:
             if existing.payload_hash != digest:
                 raise Conflict(f"notification id {job.id!r} was already used for a different notification") from None
             return existing, False
+
+    def _save_people(self, notification_id: str, people: tuple[str, ...]) -> None:
+        pk = encode_key(notification_id)
+        rows = [("upsert", {"PartitionKey": pk, "RowKey": f"{PEOPLE_PREFIX}{i // PEOPLE_PER_ROW:06d}",
+                            "People": json.dumps(people[i:i + PEOPLE_PER_ROW])})
+                for i in range(0, len(people), PEOPLE_PER_ROW)]
+        for start in range(0, len(rows), 100):
+            self._table.submit_transaction(rows[start:start + 100])
+
+    def people(self, notification_id: str, index: int) -> list[str] | None:
+        """Part `index` of a `users` notification's list (PEOPLE_PER_ROW people); None past the end."""
+        try:
+            entity = self._table.get_entity(encode_key(notification_id), f"{PEOPLE_PREFIX}{index:06d}")
+        except ResourceNotFoundError:
+            return None
+        return list(json.loads(entity.get("People") or "[]"))
 
     def get(self, notification_id: str) -> Notification | None:
         ensure_table(self._table)
@@ -420,7 +444,7 @@ class NotificationStore:
 def _notification(entity: Any) -> Notification:
     from shared_code.notifications.jobs import parse_job
 
-    job = parse_job(json.loads(entity["Job"]))
+    job = parse_job(json.loads(entity["Job"]), stored=True)
     created = entity.get("CreatedAt")
     return Notification(
         job=job, payload_hash=entity["PayloadHash"], state=NotificationState(entity.get("State") or "running"),

@@ -28,7 +28,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared_code.notifications.records.ledger import MAX_CHUNK, Claim, ClaimOutcome, Delivery, Finish, RecipientKey
+from shared_code.notifications.records.ledger import (
+    MAX_CHUNK,
+    Claim,
+    ClaimOutcome,
+    Delivery,
+    Finish,
+    RecipientKey,
+    Step,
+)
 from shared_code.notifications.sending.sender import send_pool
 
 if TYPE_CHECKING:
@@ -49,6 +57,7 @@ class Recipient:
     known: Delivery | None
     address: Address | None
     tenant: str
+    step: Step = Step.SEND  # a fresh claim's first step: INSTALL for a person Graph must reach first
 
 
 @dataclass(slots=True)
@@ -148,7 +157,7 @@ class _Window:
             wanted, reused = self._take(returning)
         try:
             claims = self.ledger.settle(self.notification_id, self.page, [finish for _, finish in back],
-                                        [(r.key, r.known) for r in wanted])
+                                        [(r.key, r.known) for r in wanted], {r.key: r.step for r in wanted if r.step})
         except BaseException:
             with _changed:  # not written: back where they were, for the wind-down to try again
                 self.back[:0] = back

@@ -29,11 +29,14 @@ from shared_code.notifications.records.ledger import (
     DeliveryState,
     Finish,
     RecipientKey,
+    Step,
 )
 from shared_code.notifications.records.store import Notification, NotificationState, PageCounts, counts_of
+from shared_code.notifications.sending import reach
 from shared_code.notifications.sending.claim_window import Recipient, run_window
-from shared_code.notifications.sending.pacing import Pacer, pacer_for, tenant_of
+from shared_code.notifications.sending.pacing import GraphPacer, Pacer, pacer_for, tenant_of
 from shared_code.plumbing.errors import AppError, AppRejected, NotFound, RecipientGone, Throttled, Upstream
+from shared_code.protocol.graph import is_object_id
 from shared_code.storage.addresses import Address
 
 if TYPE_CHECKING:
@@ -88,7 +91,8 @@ def run_page(job: PageJob, services: NotificationServices, *, after_send: AfterS
     page_record = check_page_job(job, store)
     known = ledger.page(job.notification, job.page)
     members = _team_members(notification, job, services)  # None unless the audience is a team
-    addresses = _addresses_of(job, members, services)
+    org = reach.organisation(notification, job.keys, services) if notification.job.target.in_organisation else None
+    addresses = _addresses_of(job, members, org, services)
     tally: dict[Outcome, int] = {}
     results: list[tuple[RecipientKey, Result]] = []
     todo: list[tuple[RecipientKey, Delivery | None, Address | None]] = []
@@ -105,8 +109,13 @@ def run_page(job: PageJob, services: NotificationServices, *, after_send: AfterS
             results.append((key, Result(Outcome.FAILED, code="invalid_address")))
             continue
         address = addresses.get((key.channel_id, key.conversation_id))
-        # A team member without a personal chat is not skipped: the chat is created at their turn.
-        unknown = address is None and members is None
+        if org is not None and record is None and not is_object_id(key.conversation_id):
+            skips.append((key, DeliveryState.INACTIVE, "user_not_found"))  # a listed name the directory lacks
+            results.append((key, Result(Outcome.INACTIVE, code="user_not_found")))
+            continue
+        # A team member or a person of the organisation without a personal chat is not skipped: the chat
+        # is created (or the app installed) at their turn.
+        unknown = address is None and members is None and org is None
         if (unknown or (address is not None and not address.active)) and record is None:
             reason = "address_unknown" if address is None else (address.inactive_reason or "address_inactive")
             skips.append((key, DeliveryState.INACTIVE, reason))
@@ -119,9 +128,17 @@ def run_page(job: PageJob, services: NotificationServices, *, after_send: AfterS
     stop_reason: list[str] = []
     activity_fields = _content(notification)
     pacer = pacer_for(services)
+    graph_pacer = GraphPacer(services) if org is not None else None
 
     def send_one(recipient: Recipient, claimed: Delivery) -> Finish:
         try:
+            if recipient.address is None and org is not None:
+                reached = reach.reach(claimed, org, services, notification_id=job.notification, page=job.page,
+                                      pacer=graph_pacer)
+                if isinstance(reached, Finish):
+                    return reached
+                claimed, address = reached
+                return _deliver(claimed, address, notification, services, activity_fields, pacer, after_send)
             return _deliver(claimed, recipient.address, notification, services, activity_fields, pacer, after_send,
                             members=members)
         except AppRejected as rejected:
@@ -132,7 +149,8 @@ def run_page(job: PageJob, services: NotificationServices, *, after_send: AfterS
 
     # The ledger in rolling transactions, at most `SendConcurrency` per tenant claimed and unrecorded
     # in this process: all that a host that dies can leave in doubt (outcome_unknown).
-    window = run_window([Recipient(key, record, address, _tenant(key, address, members))
+    window = run_window([Recipient(key, record, address, _tenant(key, address, members, org, services),
+                                   Step.INSTALL if address is None and org is not None else Step.SEND)
                          for key, record, address in todo], send_one, ledger=ledger,
                         notification_id=job.notification, page=job.page,
                         concurrency=settings.send_concurrency, stop=stop)
@@ -164,21 +182,26 @@ def _team_members(notification: Notification, job: PageJob, services: Notificati
     return roster.team_members(notification.job.target.value, (k.conversation_id for k in job.keys), services)
 
 
-def _addresses_of(job: PageJob, members: roster.TeamMembers | None,
+def _addresses_of(job: PageJob, members: roster.TeamMembers | None, org: reach.Organisation | None,
                   services: NotificationServices) -> dict[tuple[str, str], Address]:
-    """The page's addresses by recipient key: saved conversations, or a team's members' personal chats."""
-    if members is None:
+    """The page's addresses by recipient key: saved conversations, or people's personal chats (a team's
+    members, the organisation's people)."""
+    if members is None and org is None:
         return services.addresses.get_many((k.channel_id, k.conversation_id) for k in job.keys if k.well_formed)
-    found = ((k, members.address(k.conversation_id)) for k in job.keys)
+    people = members if members is not None else org
+    found = ((k, people.address(k.conversation_id)) for k in job.keys)
     return {(k.channel_id, k.conversation_id): address for k, address in found if address is not None}
 
 
-def _tenant(key: RecipientKey, address: Address | None, members: roster.TeamMembers | None) -> str:
-    """Whose budget and permits a recipient counts against: its address's tenant, or for a team member
-    without a chat yet, the team's (where the chat is created)."""
+def _tenant(key: RecipientKey, address: Address | None, members: roster.TeamMembers | None,
+            org: reach.Organisation | None, services: NotificationServices) -> str:
+    """Whose budget and permits a recipient counts against: its address's tenant, or for a person without
+    a chat yet, the team's or the organisation's (where the chat will be)."""
     if address is not None:
         return tenant_of(address)
-    return tenant_of(members.pacing_address(key.conversation_id)) if members is not None else ""
+    if members is not None:
+        return tenant_of(members.pacing_address(key.conversation_id))
+    return tenant_of(org.pacing_address(key.conversation_id, reach.bot_id(services))) if org is not None else ""
 
 
 def page_counts(services: NotificationServices, notification_id: str, page: str) -> PageCounts:
@@ -275,7 +298,9 @@ def _deliver(claimed: Delivery, address: Address | None, notification: Notificat
             return Finish(claimed, DeliveryState.FAILED, error.code, error.message)
         if after_send is not None:
             after_send(claimed.key)
-        return Finish(claimed, DeliveryState.SENT, activity_id=activity_id, content_version=content["version"])
+        sent_to = address.conversation_id if address.conversation_id != claimed.key.conversation_id else ""
+        return Finish(claimed, DeliveryState.SENT, activity_id=activity_id, content_version=content["version"],
+                      sent_to=sent_to)
 
 
 _OUTCOME_OF = {

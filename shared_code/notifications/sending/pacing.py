@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from shared_code.notifications.sending.rate_budget import DEFAULT_PAUSE, shared_budget, tenant_key
 from shared_code.notifications.sending.rate_limit import process_limiter
+from shared_code.protocol.graph import CallKind
 from shared_code.storage.addresses import Address
 
 if TYPE_CHECKING:
@@ -36,6 +37,27 @@ class Pacer:
         this sender waits before it tries again."""
         wait = (retry_after if retry_after is not None else DEFAULT_PAUSE) * self._scale
         self._budget.throttled(tenant_of(address), wait)
+        return wait
+
+
+class GraphPacer:
+    """When a Graph call may go: a slot of the tenant's budget for that kind of call (Graph's Teams limits are
+    per kind, per app, per tenant), shared by every instance as the channel's is."""
+
+    def __init__(self, services: NotificationServices) -> None:
+        settings = services.settings
+        self._budgets = {kind: shared_budget(services.table_service, settings, purpose=f"graph-{kind.value}",
+                                             limit=settings.graph_rate_per_second) for kind in CallKind}
+        self._scale = settings.retry_delay_scale
+
+    def acquire(self, kind: CallKind, tenant: str) -> None:
+        self._budgets[kind].acquire(tenant_key(tenant, ""))
+
+    def throttled(self, kind: CallKind, tenant: str, retry_after: float | None) -> float:
+        """Graph answered 429 (or 503/504): every instance pauses that kind of call for the tenant; the
+        seconds this caller waits."""
+        wait = (retry_after if retry_after is not None else DEFAULT_PAUSE) * self._scale
+        self._budgets[kind].throttled(tenant_key(tenant, ""), wait)
         return wait
 
 

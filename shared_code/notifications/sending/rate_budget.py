@@ -366,15 +366,18 @@ _budgets: dict[tuple[str, str, float, str], RateBudget] = {}
 _budgets_lock = threading.Lock()
 
 
-def shared_budget(table_service: TableServiceClient, settings: Settings) -> RateBudget:
-    """The process's budget for the app's table (`RateBudgetTableName`) and `TenantSendRatePerSecond`."""
-    key = (table_service.url, settings.rate_budget_table, settings.tenant_send_rate_per_second, settings.microsoft_app_id)
+def shared_budget(table_service: TableServiceClient, settings: Settings, *, purpose: str = "",
+                  limit: float | None = None) -> RateBudget:
+    """The process's budget for the app's table (`RateBudgetTableName`) and `TenantSendRatePerSecond`; with a
+    `purpose` (a kind of Graph call), another schedule in rows of its own at `limit` per second."""
+    rate = settings.tenant_send_rate_per_second if limit is None else limit
+    bot = f"{settings.microsoft_app_id}|{purpose}" if purpose else settings.microsoft_app_id
+    key = (table_service.url, settings.rate_budget_table, rate, bot)
     with _budgets_lock:
         budget = _budgets.get(key)
         if budget is None:
             budget = _budgets[key] = RateBudget(table_service.get_table_client(settings.rate_budget_table),
-                                                limit=settings.tenant_send_rate_per_second,
-                                                bot=settings.microsoft_app_id)
+                                                limit=rate, bot=bot)
         return budget
 
 

@@ -27,7 +27,7 @@ class Watch:
         self._settle = ledger.settle
         ledger.settle = self.settle
 
-    def settle(self, notification_id, page, finishes, wanted=()):
+    def settle(self, notification_id, page, finishes, wanted=(), steps=None):  # noqa: ARG002
         with self.lock:
             self.settles.append(self.in_flight)
         claims = self._settle(notification_id, page, finishes, wanted)
