@@ -11,6 +11,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 import threading
 import uuid
@@ -23,10 +24,15 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from stubs.connector import ConnectorStub
+from stubs.graph import GraphStub, aad_id
 
 CHANNEL_ID = "localchat"
 BOT = {"id": "bot", "name": "Bot"}
-HELP = "commands: /user NAME (switch or create a user), /users, /curl, /help, /quit"
+HELP = ("commands: /user NAME (switch or create a user), /users, /curl, "
+        "/group NAME USER... (people who never wrote, in a Graph group), /help, /quit")
+GROUP_USAGE = "usage: /group NAME USER [USER...]: a group of people who never wrote to the bot, in the Graph stub"
+DIRECTORY_DOMAIN = "localchat.example"  # the users /group makes are USER@localchat.example
+_DIRECTORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 # Returns the Authorization header value for one outgoing activity ("Bearer <jwt>").
 Signer = Callable[[dict[str, Any]], str]
@@ -72,6 +78,7 @@ class LocalChannel:
         self.timeout = timeout
         self.users: dict[str, LocalUser] = {}
         self.current: LocalUser | None = None
+        self.names: dict[str, str] = {}  # other conversations the chat shows by name (Graph users' 1:1 chats)
         self.connector = ConnectorStub(on_activity=self._show)
         self._session = requests.Session()
         self._print_lock = threading.Lock()
@@ -93,6 +100,20 @@ class LocalChannel:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def attach_graph(self, graph: GraphStub) -> None:
+        """Teams' side of installs made through the Graph stub: their conversationUpdates go to the bot as this
+        channel sends its activities (signed when it signs), naming this channel's connector as serviceUrl."""
+        graph.service_url = self.service_url
+        graph.send = self._deliver
+
+    def _deliver(self, activity: dict[str, Any]) -> int:
+        response = self.send(activity)
+        return 0 if response is None else response.status_code  # 0: the bot could not be reached
+
+    def name_conversation(self, conversation_id: str, name: str) -> None:
+        """Show the bot's messages to `conversation_id` as addressed to `name`."""
+        self.names[conversation_id] = name
 
     # --- the person's side ------------------------------------------------------
     def switch(self, name: str) -> LocalUser:
@@ -140,7 +161,8 @@ class LocalChannel:
     def _show(self, conversation_id: str, activity: dict[str, Any]) -> None:
         if activity.get("type") not in (None, "message"):
             return  # typing indicators and the like
-        owner = next((u.name for u in self.users.values() if u.conversation_id == conversation_id), None)
+        owner = next((u.name for u in self.users.values() if u.conversation_id == conversation_id),
+                     self.names.get(conversation_id))
         to = "" if owner is not None and self.current is not None and owner == self.current.name \
             else f" (to {owner or conversation_id})"
         self.print(f"bot{to}: {describe(activity)}")
@@ -173,6 +195,35 @@ def curl_lines(notify_url: str, conversation_id: str) -> list[str]:
             for body in (note, survey)]
 
 
+def group_curl_line(notify_url: str, group_id: str, name: str) -> str:
+    """The command that broadcasts to a Graph group's members."""
+    body = {"to": {"group": group_id}, "text": f"Hello {name}, this is a broadcast to your group"}
+    return f"curl -X POST {notify_url} -H 'Content-Type: application/json' -d '{_json(body)}'"
+
+
+def parse_group(argument: str) -> tuple[str, list[str]]:
+    """`NAME USER [USER...]` -> (name, users without repeats); ValueError saying what is wrong."""
+    words = argument.split()
+    if len(words) < 2:
+        raise ValueError(GROUP_USAGE)
+    bad = [w for w in words if not _DIRECTORY_NAME.fullmatch(w)]
+    if bad:
+        raise ValueError(f"not a name: {' '.join(bad)} (letters, digits, '.', '_' and '-'); {GROUP_USAGE}")
+    return words[0], list(dict.fromkeys(words[1:]))
+
+
+def make_group(graph: GraphStub, name: str, users: list[str]) -> str:
+    """Users who never wrote to the bot, and a group NAME of them, in the Graph stub; returns the group's id.
+    Ids are stable (the same names give the same ids in every run); a user or group made before is reused."""
+    member_ids = []
+    for user in users:
+        user_id = aad_id(user)
+        if graph.user(user_id) is None:
+            graph.add_user(user_id, upn=f"{user}@{DIRECTORY_DOMAIN}", display_name=user)
+        member_ids.append(user_id)
+    return graph.add_group(aad_id(name, "group"), display_name=name, members=member_ids)
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -180,15 +231,36 @@ def _json(value: Any) -> str:
 class Repl:
     """The terminal loop: one line at a time, commands start with '/'."""
 
-    def __init__(self, channel: LocalChannel, notify_url: str) -> None:
+    def __init__(self, channel: LocalChannel, notify_url: str, graph: GraphStub | None = None) -> None:
         self.channel = channel
         self.notify_url = notify_url
+        self.graph = graph
 
     def show_curl(self) -> None:
         user = self.channel.user
         self.channel.print(f"Try a proactive message to {user.name} (conversation {user.conversation_id}):")
         for line in curl_lines(self.notify_url, user.conversation_id):
             self.channel.print("  " + line)
+
+    def group(self, argument: str) -> None:
+        """`/group NAME USER...`: the group in the Graph stub, its id and the curl line that broadcasts to it."""
+        if self.graph is None:
+            self.channel.print("(no Graph stub in this chat: `python -m devhost.run` starts one)")
+            return
+        try:
+            name, users = parse_group(argument)
+        except ValueError as exc:
+            self.channel.print(f"({exc})")
+            return
+        group_id = make_group(self.graph, name, users)
+        for user in users:
+            try:  # where the bot will write to them once it is installed for them
+                self.channel.name_conversation(self.graph.chat_id_for(aad_id(user)), user)
+            except ValueError:  # no app, or several, in the stub's catalog: the chat shows the raw id
+                break
+        self.channel.print(f"(group {name}: id {group_id}; members {', '.join(users)}, who never wrote to the bot)")
+        self.channel.print(f"Broadcast to {name} (the bot is installed for each member, then writes to them):")
+        self.channel.print("  " + group_curl_line(self.notify_url, group_id, name))
 
     def handle(self, line: str) -> bool:
         """Act on one line; False means quit."""
@@ -213,6 +285,8 @@ class Repl:
                 self.channel.print(f" {mark} {user.name}  conversation {user.conversation_id}")
         elif command == "/curl":
             self.show_curl()
+        elif command == "/group":
+            self.group(argument)
         else:
             self.channel.print(HELP)
         return True

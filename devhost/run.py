@@ -15,9 +15,12 @@ from devhost import azurite
 from devhost.app import AppError
 from devhost.channel import HELP, LocalChannel, Repl
 from devhost.host import Host
+from stubs.graph import GraphStub, TokenClaims
 
 log = logging.getLogger("devhost")
 DEFAULT_PORT = 7071
+# The manifest id of the Teams app in local mode, where MicrosoftAppId is empty: a fixed placeholder GUID.
+LOCAL_APP_ID = "00000000-0000-4000-8000-0000000b0071"
 
 
 def ensure_local_settings(root: Path) -> bool:
@@ -78,14 +81,40 @@ def _add_trusted(url: str) -> None:
     os.environ["TrustedServiceUrls"] = ",".join([*current, url])
 
 
+def local_setting(root: Path, name: str) -> str:
+    """A setting as the app will see it: the environment, else local.settings.json."""
+    if name in os.environ:
+        return os.environ[name]
+    path = root / "local.settings.json"
+    values = json.loads(path.read_text(encoding="utf-8-sig")).get("Values", {}) if path.exists() else {}
+    return str(values.get(name) or "")
+
+
+def start_graph(channel: LocalChannel, app_id: str, *, auth: TokenClaims | None = None) -> GraphStub:
+    """The Graph stub next to the channel, wired into the app's settings: GraphBaseUrl, TeamsServiceUrl (the
+    channel's connector, where Teams users' chats live), and in local mode (no app id) TeamsAppCatalogId, so the
+    app need not look the catalog up. The app is in the stub's catalog under its app id (or LOCAL_APP_ID); an
+    install's conversationUpdate goes to the bot through the channel, signed as the channel signs."""
+    graph = GraphStub(auth=auth).start()
+    catalog_id = graph.register_app(app_id or LOCAL_APP_ID, display_name="Bot")
+    os.environ["GraphBaseUrl"] = graph.base_url
+    os.environ["TeamsServiceUrl"] = channel.service_url
+    if not app_id:
+        os.environ["TeamsAppCatalogId"] = catalog_id
+    channel.attach_graph(graph)
+    return graph
+
+
 def start_login_services(channel: LocalChannel) -> list:
     """Local stand-ins for the Bot Framework login services, wired into the app's settings and the channel:
-    the channel signs what it sends, and its connector accepts only tokens the bot got from the login stub."""
+    the channel signs what it sends, and its connector accepts only tokens the bot got from the login stub.
+    Returns [the OpenID service, the token service] (the token service also issues the bot's Graph tokens)."""
     from stubs.openid import OpenIdStub
     from stubs.token import TokenStub
 
     app_id, password = "local-bot-app-id", "local-bot-password"
-    openid = OpenIdStub(app_id, channels=[channel.channel_id]).start()
+    # msteams too: the Graph stub's installs reach the bot as Teams conversationUpdates, signed by this service.
+    openid = OpenIdStub(app_id, channels=[channel.channel_id, "msteams"]).start()
     login = TokenStub(app_id, password).start()
     os.environ.update(openid.settings_env(app_id), MicrosoftAppPassword=password,
                       ToChannelFromBotLoginUrl=login.login_url())
@@ -115,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     emulator = azurite.start()
     host: Host | None = None
     channel: LocalChannel | None = None
+    graph: GraphStub | None = None
     login_services: list = []
     try:
         # The environment wins over local.settings.json, so the app uses this Azurite.
@@ -124,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             login_services = start_login_services(channel)
         else:
             _add_trusted(channel.service_url)
+        app_id = local_setting(root, "MicrosoftAppId")
+        # With --auth, Graph wants a token for https://graph.microsoft.com from the login service; without, none.
+        graph = start_graph(channel, app_id, auth=login_services[1].claims if login_services else None)
         explicit_base_url = "PublicBaseUrl" in os.environ
         try:
             host = start_host(root, args.port)
@@ -143,17 +176,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"                {name} is not running: {why}")
         print(f"Bot endpoint:   {channel.bot_url}")
         print(f"Local channel:  serviceUrl {channel.service_url}")
+        print(f"Graph (stub):   {graph.base_url}  (the app {app_id or LOCAL_APP_ID} in its catalog; "
+              "/group makes people who never wrote)")
         print(HELP, flush=True)
-        repl = Repl(channel, notify_url)
+        repl = Repl(channel, notify_url, graph)
         repl.handle(f"/user {args.user}")
         repl.run()
     except KeyboardInterrupt:
         pass
     finally:
-        print("\nStopping: host (running invocations finish), channel, Azurite...", flush=True)
+        print("\nStopping: host (running invocations finish), Graph stub, channel, Azurite...", flush=True)
         # The host first: a proactive send still running needs the channel to deliver to.
         if host is not None:
             host.stop()
+        if graph is not None:  # before the channel: a conversationUpdate still going out goes through it
+            graph.stop()
         if channel is not None:
             channel.stop()
         for service in login_services:
