@@ -19,7 +19,8 @@ from stubs.graph import GraphStub, TokenClaims
 
 log = logging.getLogger("devhost")
 DEFAULT_PORT = 7071
-# The manifest id of the Teams app in local mode, where MicrosoftAppId is empty: a fixed placeholder GUID.
+# The bot's app id (and the Teams app's manifest id) in this chat: MicrosoftAppId with --auth, and the manifest id
+# of the app in the Graph stub's catalog in local mode, where MicrosoftAppId is empty. A GUID, as a real one is.
 LOCAL_APP_ID = "00000000-0000-4000-8000-0000000b0071"
 
 
@@ -112,7 +113,7 @@ def start_login_services(channel: LocalChannel) -> list:
     from stubs.openid import OpenIdStub
     from stubs.token import TokenStub
 
-    app_id, password = "local-bot-app-id", "local-bot-password"
+    app_id, password = LOCAL_APP_ID, "local-bot-password"
     # msteams too: the Graph stub's installs reach the bot as Teams conversationUpdates, signed by this service.
     openid = OpenIdStub(app_id, channels=[channel.channel_id, "msteams"]).start()
     login = TokenStub(app_id, password).start()

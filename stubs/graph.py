@@ -10,6 +10,8 @@ What each route does, and where that comes from (learn.microsoft.com):
   `Request_ResourceNotFound`.
 - `GET /users` (graph/api/user-list) with `$filter` on `accountEnabled` and `userType` (eq, joined by and);
   anything else in `$filter` is a 400 `Request_UnsupportedQuery`, as Graph answers a query it does not support.
+  `GET /users/{id | userPrincipalName}` (graph/api/user-get): one user, or 404 `Request_ResourceNotFound`.
+  Object ids are GUIDs, matched whatever their case; user principal names too.
 - Both page with `$top` (default 100, at most 999) and an absolute `@odata.nextLink` carrying a `$skiptoken`;
   `@odata.count` when `$count=true` (which needs `ConsistencyLevel: eventual`, graph/aad-advanced-queries).
 - `POST /users/{id | userPrincipalName}/teamwork/installedApps` (graph/api/userteamwork-post-installedapps):
@@ -526,25 +528,26 @@ class GraphStub:
             for user in made:
                 self._add_user(user)
             if group is not None:
-                target = self._groups.get(group)
+                target = self._groups.get(group.lower()) if group is not None else None
                 if target is None:
                     self._add_group(group, group, [u.id for u in made])
                 else:
-                    target.members.update(dict.fromkeys(u.id for u in made))
+                    target.members.update(dict.fromkeys(u.id.lower() for u in made))
             self._version += 1
         return made
 
     def _add_user(self, user: GraphUser) -> None:
-        if self._objects.get(user.id, "user") != "user":
-            raise ValueError(f"{user.id} is already a {self._objects[user.id]}")
-        old = self._users.get(user.id)
+        if self._objects.get(user.id.lower(), "user") != "user":
+            raise ValueError(f"{user.id} is already a {self._objects[user.id.lower()]}")
+        key = user.id.lower()
+        old = self._users.get(key)
         if old is not None:  # replaced in place: its place in the listing stays
             self._user_list[self._user_list.index(old)] = user
             self._by_upn.pop(old.user_principal_name.lower(), None)
         else:
             self._user_list.append(user)
-        self._objects[user.id] = "user"
-        self._users[user.id] = user
+        self._objects[key] = "user"
+        self._users[key] = user
         self._by_upn[user.user_principal_name.lower()] = user
 
     def update_user(self, id_or_upn: str, **fields: Any) -> GraphUser:
@@ -575,10 +578,11 @@ class GraphStub:
         return group_id
 
     def _add_group(self, group_id: str, display_name: str, members: list[str]) -> None:
-        if self._objects.get(group_id, "group") != "group":
-            raise ValueError(f"{group_id} is already a {self._objects[group_id]}")
-        self._objects[group_id] = "group"
-        self._groups[group_id] = _Group(group_id, display_name, {})
+        key = group_id.lower()
+        if self._objects.get(key, "group") != "group":
+            raise ValueError(f"{group_id} is already a {self._objects[key]}")
+        self._objects[key] = "group"
+        self._groups[key] = _Group(group_id, display_name, {})
         self._add_members(group_id, members)
 
     def add_members(self, group_id: str, members: Iterable[str]) -> None:
@@ -588,10 +592,11 @@ class GraphStub:
             self._version += 1
 
     def _add_members(self, group_id: str, members: list[str]) -> None:
-        unknown = [m for m in members if m not in self._objects]
+        keys = [m.lower() for m in members]
+        unknown = [m for m, key in zip(members, keys, strict=True) if key not in self._objects]
         if unknown:
             raise KeyError(f"not in the directory: {unknown[:5]}")
-        self._groups[group_id].members.update(dict.fromkeys(members))
+        self._groups[group_id.lower()].members.update(dict.fromkeys(keys))
 
     def add_device(self, id: str | None = None, *, display_name: str = "Device") -> str:  # noqa: A002
         return self._add_object(id, "device", display_name)
@@ -601,18 +606,19 @@ class GraphStub:
 
     def _add_object(self, object_id: str | None, kind: str, display_name: str) -> str:
         object_id = object_id or str(uuid.uuid4())
+        key = object_id.lower()
         with self._lock:
-            if self._objects.get(object_id, kind) != kind:
-                raise ValueError(f"{object_id} is already a {self._objects[object_id]}")
-            self._objects[object_id] = kind
-            self._names[object_id] = display_name
+            if self._objects.get(key, kind) != kind:
+                raise ValueError(f"{object_id} is already a {self._objects[key]}")
+            self._objects[key] = kind
+            self._names[key] = display_name
             self._version += 1
         return object_id
 
     def transitive_users(self, group_id: str) -> list[GraphUser]:
         """What the transitiveMembers cast to users answers for the group, all pages together."""
         with self._lock:
-            return list(self._transitive_users(group_id))
+            return list(self._transitive_users(group_id.lower()))
 
     # --- Teams: what tests arrange ---------------------------------------------------------------------------------
     def register_app(self, external_id: str, *, catalog_id: str | None = None, display_name: str = "Bot",
@@ -812,6 +818,8 @@ class GraphStub:
         s, method = call.segments, call.method
         if method == "GET" and s == ["users"]:
             return CallKind.DIRECTORY, "", _READ_USERS, self._list_users
+        if method == "GET" and len(s) == 2 and s[0] == "users":
+            return CallKind.DIRECTORY, s[1], _READ_USERS, self._get_user
         if method == "GET" and len(s) >= 3 and s[0] == "groups" and s[2] == "transitiveMembers":
             if len(s) == 4 and s[3] == "microsoft.graph.user":
                 return CallKind.DIRECTORY, s[1], _READ_GROUP_MEMBERS, self._transitive_members
@@ -869,6 +877,18 @@ class GraphStub:
             return self._page(call, view, f"users|{sorted(filters.items())}",
                               _context(self.base_url, "users", select), lambda u: _render_user(u, select))
 
+    def _get_user(self, call: _Call) -> StubResponse:
+        # graph/api/user-get
+        _allow_options(call, {"$select"})
+        select = _select(call)
+        with self._lock:
+            user = self._find_user(call.segments[1])
+            if user is None:
+                raise _Refused(404, "Request_ResourceNotFound", f"Resource '{call.segments[1]}' does not exist or "
+                               "one of its queried reference-property objects are not present.")
+            body = _render_user(user, select)
+        return _json(200, {"@odata.context": _context(self.base_url, "users", select) + "/$entity", **body})
+
     def _transitive_members(self, call: _Call) -> StubResponse:
         # graph/api/group-list-transitivemembers + graph/aad-advanced-queries: an OData cast is an advanced query.
         _allow_options(call, {"$select", "$filter", "$top", "$count", "$skiptoken"})
@@ -880,11 +900,11 @@ class GraphStub:
         select = _select(call)
         filters = _user_filter(call)
         with self._lock:
-            if group_id not in self._groups:
+            if group_id.lower() not in self._groups:
                 raise _Refused(404, "Request_ResourceNotFound", f"Resource '{group_id}' does not exist or one of "
                                "its queried reference-property objects are not present.")
-            view = self._users_view(filters, group_id)
-            return self._page(call, view, f"members|{group_id}|{sorted(filters.items())}",
+            view = self._users_view(filters, group_id.lower())
+            return self._page(call, view, f"members|{group_id.lower()}|{sorted(filters.items())}",
                               _context(self.base_url, "users", select), lambda u: _render_user(u, select))
 
     def _users_view(self, filters: Mapping[str, Any], group_id: str | None = None) -> list[GraphUser]:
@@ -1042,7 +1062,8 @@ class GraphStub:
         return _json(200, {"@odata.context": f"{self.base_url}/$metadata#appCatalogs/teamsApps", "value": value})
 
     def _find_user(self, id_or_upn: str) -> GraphUser | None:
-        return self._users.get(id_or_upn) or self._by_upn.get(id_or_upn.lower())
+        key = id_or_upn.lower()
+        return self._users.get(key) or self._by_upn.get(key)
 
 
 class _Refused(Exception):

@@ -20,6 +20,7 @@ from stubs.graph import GraphLimits, GraphStub, aad_id
 from stubs.server import StubRequest, StubResponse, StubServer
 
 NOTIFY_URL = "http://localhost:7071/api/notify"
+APP_ID = "4e7b2a91-c3d5-4f68-9b0e-1a2c3d4e5f60"  # a MicrosoftAppId set by the developer
 
 
 class Bot:
@@ -175,10 +176,10 @@ def test_start_graph_with_an_app_id_registers_it_and_leaves_the_catalog_id_to_th
     for name in ("GraphBaseUrl", "TeamsServiceUrl", "TeamsAppCatalogId"):
         monkeypatch.delenv(name, raising=False)
 
-    graph = run.start_graph(channel, "local-bot-app-id")
+    graph = run.start_graph(channel, APP_ID)
     try:
         catalog = requests.get(f"{graph.base_url}/appCatalogs/teamsApps", timeout=10,
-                               params={"$filter": "externalId eq 'local-bot-app-id'"}).json()["value"]
+                               params={"$filter": f"externalId eq '{APP_ID}'"}).json()["value"]
     finally:
         graph.stop()
 

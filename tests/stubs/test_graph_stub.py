@@ -375,3 +375,33 @@ def test_a_route_the_stub_does_not_serve_is_400_naming_the_segment(graph: GraphS
 
     assert answer.status_code == 400
     assert "joinedTeams" in answer.json()["error"]["message"]
+
+
+# --- one user, and ids in any case ----------------------------------------------------------------------------
+
+def test_one_user_by_id_or_user_principal_name(graph: GraphStub) -> None:
+    user = graph.add_user(upn="ada@contoso.example", display_name="Ada")
+
+    by_id = get(graph, f"/users/{user.id}", {"$select": SELECT})
+    by_upn = get(graph, "/users/ADA@contoso.example", {"$select": SELECT})
+
+    assert by_id.status_code == by_upn.status_code == 200
+    assert {k: v for k, v in by_id.json().items() if not k.startswith("@")} == {
+        "id": user.id, "userPrincipalName": "ada@contoso.example", "displayName": "Ada"}
+    assert by_upn.json()["id"] == user.id
+
+
+def test_one_unknown_user_is_404_request_resource_not_found(graph: GraphStub) -> None:
+    answer = get(graph, "/users/6a1f3e2d-0000-4000-8000-000000000000")
+
+    assert (answer.status_code, answer.json()["error"]["code"]) == (404, "Request_ResourceNotFound")
+
+
+def test_object_ids_match_whatever_their_case(graph: GraphStub) -> None:
+    user = graph.add_user("3F2A9C1E-7B4D-4E60-9A85-2C1D0E7F6B3A")
+    graph.add_group("B5D1E8A2-4C3F-4A97-8E06-1F2B3C4D5E6F", members=[user.id.lower()])
+
+    answers = [members(graph, "b5d1e8a2-4c3f-4a97-8e06-1f2b3c4d5e6f"), get(graph, f"/users/{user.id.lower()}")]
+
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json()["value"][0]["id"] == user.id
