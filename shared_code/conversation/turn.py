@@ -113,6 +113,8 @@ def _greet_new(activity: Activity, reference: ConversationReference, trusted: bo
     A person is greeted with the main dialog's first question; a group once, as a group."""
     if not save_address(activity, reference, trusted, services):
         return
+    if services.addresses.installed_by_the_app(reference):
+        return  # the app installed itself for this person to bring them a notification: that is its hello
     if is_group_scope(activity.conversation):
         reply(activity, reference, GROUP_WELCOME, services, trusted=trusted)
         return

@@ -221,4 +221,5 @@ def storage_names(suffix: str) -> dict[str, str]:
         "TeamsTableName": f"teams{suffix}",
         "JobsQueueName": f"jobs-{suffix}",
         "RateBudgetTableName": f"rate{suffix}",
+        "PeopleTableName": f"people{suffix}",
     }

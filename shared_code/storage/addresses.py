@@ -87,6 +87,14 @@ class AddressStore:
             self._index(reference, trusted=trusted)
         return created
 
+    def installed_by_the_app(self, reference: ConversationReference) -> bool:
+        """Whether the app installed itself for this personal chat's person (a notification reached them
+        through Graph), rather than the person adding the bot."""
+        if self._people is None or is_group_scope(reference.conversation) or not reference.user.aad_object_id:
+            return False
+        tenant = reference.tenant_id or reference.conversation.tenant_id or ""
+        return self._people.installed_by_the_app(tenant, reference.user.aad_object_id)
+
     def _index(self, reference: ConversationReference, *, trusted: bool) -> None:
         """A new personal address: findable by the person's Entra object id (people.py), and its serviceUrl
         the tenant's, when an authenticated activity brought it."""

@@ -5,7 +5,8 @@ This table joins the two, so an organisation's broadcast finds the people who al
 with the bot without one Graph call, and a chat made through Graph gets the tenant's serviceUrl.
 
 One partition per tenant (its id, encoded); a row per person (RowKey: the object id, lower case)
-naming the channel and conversation of their personal address; and one row `~serviceUrl` holding
+naming the channel and conversation of their personal address (and whether the app installed itself
+for them, `InstalledByApp`); and one row `~serviceUrl` holding
 the serviceUrl of the latest authenticated activity from the tenant. Rows are written when a
 personal address is first saved, never on every turn.
 """
@@ -38,7 +39,20 @@ class PeopleIndex:
     def save(self, tenant_id: str, object_id: str, chat: PersonalChat) -> None:
         entity = {"PartitionKey": encode_key(tenant_id), "RowKey": object_id.lower(),
                   "ChannelId": chat.channel_id, "ConversationId": chat.conversation_id}
-        on_table(self._table, lambda: self._table.upsert_entity(entity, mode=UpdateMode.REPLACE))
+        on_table(self._table, lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
+
+    def note_install(self, tenant_id: str, object_id: str) -> None:
+        """The app is about to install itself for the person: Teams' conversationUpdate for that install is
+        then not greeted as a person who added the bot would be (the notification is the first message)."""
+        entity = {"PartitionKey": encode_key(tenant_id), "RowKey": object_id.lower(), "InstalledByApp": True}
+        on_table(self._table, lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
+
+    def installed_by_the_app(self, tenant_id: str, object_id: str) -> bool:
+        try:
+            entity = self._table.get_entity(encode_key(tenant_id), object_id.lower(), select=["InstalledByApp"])
+        except ResourceNotFoundError:
+            return False
+        return bool(entity.get("InstalledByApp"))
 
     def find(self, tenant_id: str, object_ids: Iterable[str]) -> dict[str, PersonalChat]:
         """The personal chats of those of `object_ids` who have one: a query per 15 ids, in the tenant's partition."""
@@ -50,7 +64,8 @@ class PeopleIndex:
             # The SDK substitutes a parameter up to the next space: the ")" must not touch one.
             query = "PartitionKey eq @tenant and ( " + " or ".join(f"RowKey eq @{name}" for name in parameters) + " )"
             for entity in self._query(query, {"tenant": encode_key(tenant_id), **parameters}):
-                found[entity["RowKey"]] = PersonalChat(entity["ChannelId"], entity["ConversationId"])
+                if entity.get("ConversationId"):  # not a person only noted as installed for
+                    found[entity["RowKey"]] = PersonalChat(entity["ChannelId"], entity["ConversationId"])
         return found
 
     def save_service_url(self, tenant_id: str, service_url: str) -> None:

@@ -18,6 +18,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from shared_code.notifications.records import ledger_reads
 from shared_code.notifications.records.ledger import DeliveryState, RecipientKey
 from shared_code.plumbing.errors import NotFound
+from shared_code.protocol.graph import is_object_id
 from shared_code.storage.tables import is_table_missing
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 RECIPIENT_COLUMNS = ("channel", "conversation", "user id", "user name", "locale", "state", "code", "sent at",
-                     "activity id", "acknowledged at", "reaction")
+                     "activity id", "acknowledged at", "reaction", "aad object id")
 ANSWER_COLUMNS = ("run id", "conversation", "user id", "question index", "question", "answer", "answered at")
 PAGE_SIZE = 200
 # A spreadsheet runs a cell that starts with one of these as a formula: user-written text must not.
@@ -48,21 +49,30 @@ def notification_report(notification_id: str, services: NotificationServices) ->
 def _recipient_rows(notification_id: str, page: list[dict[str, Any]], services: NotificationServices) -> list[list[str]]:
     """One page of ledger rows joined with their addresses and acknowledgements (a few queries each)."""
     keys = [RecipientKey(row["ChannelId"], row["ConversationId"]) for row in page]
-    addresses = services.addresses.get_many([(k.channel_id, k.conversation_id) for k in keys])
+    # A person (a team's member, someone of the organisation) is keyed by who they are; their message went
+    # to their chat (`SentTo`), which is the conversation shown.
+    chats = [(k.channel_id, row.get("SentTo") or k.conversation_id) for k, row in zip(keys, page, strict=True)]
+    addresses = services.addresses.get_many(chats)
     acknowledged = services.acknowledgements.acknowledged_many(notification_id, keys)
     out = []
-    for key, row in zip(keys, page, strict=True):
-        address = addresses.get((key.channel_id, key.conversation_id))
+    for key, chat, row in zip(keys, chats, page, strict=True):
+        address = addresses.get(chat)
         state = row.get("State") or ""
         # Rows written before the ledger kept SentAt show when they were last updated.
         activity_id = str(row.get("ActivityId") or "")
         sent_at = row.get("SentAt") or (row.get("UpdatedAt") if state == DeliveryState.SENT.value else None)
         reaction = services.acknowledgements.reaction(key, activity_id) if activity_id else ""
         user = address.reference.user if address is not None else None
-        out.append([key.channel_id, key.conversation_id, user.id if user else "", _text(user.name if user else ""),
+        out.append([key.channel_id, chat[1], user.id if user else "", _text(user.name if user else ""),
                     address.reference.locale if address is not None else "", state, str(row.get("Code") or ""),
-                    _time(sent_at), activity_id, _time(acknowledged.get(key)), _text(reaction)])
+                    _time(sent_at), activity_id, _time(acknowledged.get(key)), _text(reaction),
+                    user.aad_object_id if user and user.aad_object_id else _person(key)])
     return out
+
+
+def _person(key: RecipientKey) -> str:
+    """A person of the organisation is keyed by their object id: known even when no chat was reached."""
+    return key.conversation_id if is_object_id(key.conversation_id) else ""
 
 
 def survey_answers_report(run_id: str, services: NotificationServices) -> bytes:

@@ -121,6 +121,7 @@ def reach(claimed: Delivery, org: Organisation, services: NotificationServices, 
             catalog = catalog_id(org.tenant, services)
             if step is Step.INSTALL:
                 kind = CallKind.INSTALL
+                services.people.note_install(org.tenant, object_id)
                 pacer.acquire(kind, org.tenant)
                 graph.install(object_id, catalog)
                 advanced = ledger.advance(notification_id, page, claimed, Step.CHAT)
