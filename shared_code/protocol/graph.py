@@ -53,7 +53,7 @@ PERMISSION = {
 }
 GROUP_PERMISSION = "GroupMember.Read.All"
 USERS_PERMISSION = "User.Read.All"
-CATALOG_PERMISSION = "AppCatalog.Read.All or TeamsAppInstallation.ReadWriteSelfForUser.All"
+CATALOG_PERMISSION = "AppCatalog.Read.All (or set TeamsAppCatalogId)"
 
 
 class Bearer(Protocol):
@@ -260,7 +260,8 @@ class GraphClient:
                 raise AppRejected(f"Graph refused the app's token ({code or 'InvalidAuthenticationToken'}): check the "
                                   "app's identity and that its token is for https://graph.microsoft.com",
                                   code="graph_token_rejected")
-            if status == 403 and code == "Authorization_RequestDenied":
+            # Directory routes say Authorization_RequestDenied; Teams routes a Forbidden "Missing role permissions".
+            if status == 403 and (code == "Authorization_RequestDenied" or "missing role permission" in message.lower()):
                 raise PermissionMissing(f"Graph refused {what}: the app lacks the application permission {permission} "
                                         "(grant it and give admin consent; README, \"Reaching the whole organisation\")")
             if status in (429, 503, 504):

@@ -32,8 +32,8 @@ def organisation(app_env, connector, *, limits: GraphLimits | None = None, deliv
                      send=post_activity, delivery=delivery)
     with stub:
         catalog_id = stub.register_app(APP_ID)
-        app_env.set(**FAST, **stub.settings_env(), TeamsAppCatalogId=catalog_id, TeamsServiceUrl=connector.url,
-                    MicrosoftAppTenantId=stub.tenant_id, **settings)
+        app_env.set(**{**FAST, **stub.settings_env(), "TeamsAppCatalogId": catalog_id,
+                       "TeamsServiceUrl": connector.url, "MicrosoftAppTenantId": stub.tenant_id, **settings})
         yield stub
 
 

@@ -4,8 +4,10 @@ wrote to it, on Azurite, the Graph stub and the connector stub."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 from collections import Counter
 
 import pytest
@@ -206,3 +208,49 @@ def test_malformed_organisation_audiences_are_400(app_env, to):
     response = call("POST", {"to": to, "text": "hi"})
 
     assert response.status_code == 400, body(response)
+
+
+def test_a_host_that_dies_between_install_and_send_resumes_with_no_second_install_and_no_unknown_outcome(
+        app_env, connector, monkeypatch):
+    from shared_code.protocol.graph import GraphClient
+    from tests.support.broadcasts import HostDied
+    from tests.support.notify_calls import driver
+
+    with organisation(app_env, connector, SendConcurrency="4", DeliveryLeaseSeconds="2") as graph:
+        users = graph.add_users(20, prefix="p", group=GROUP)
+        real = GraphClient.installation_id
+        looked_up = {"count": 0}
+
+        def dies_on_the_sixth(self, user_id, catalog_id):
+            looked_up["count"] += 1
+            if looked_up["count"] == 6:
+                raise HostDied()  # installed, its step recorded, its chat not yet found
+            return real(self, user_id, catalog_id)
+
+        monkeypatch.setattr(GraphClient, "installation_id", dies_on_the_sixth)
+        assert call("POST", {"to": {"group": GROUP}, "text": "once", "id": "g-1"}).status_code == 202
+        host = driver(app_env, visibility=1)
+        host.run_until(lambda: body(call("GET", notification_id="g-1")).get("state") == "done", timeout=60)
+
+        assert any(isinstance(f, HostDied) for f in host.failures)
+        assert received(connector, "once") == Counter({chat_of(graph, u): 1 for u in users})
+        assert graph.counters().calls[CallKind.INSTALL] == 20 and graph.installs == 20
+        got = body(call("GET", notification_id="g-1"))
+        assert (got["sent"], got["failed"]) == (20, 0)  # claimed before any send: resumed, not outcome_unknown
+
+
+def test_a_forged_scan_job_naming_a_graph_page_after_the_last_is_refused(app_env, connector):
+    from shared_code.notifications.audience import fanout
+    from tests.support.broadcasts import poisoned
+    from tests.support.notify_calls import drain
+
+    with organisation(app_env, connector, BroadcastPageSize="5") as graph:
+        graph.add_users(12, prefix="p", group=GROUP)
+        broadcast(app_env, {"group": GROUP}, "hello", "g-1")
+        forged = fanout.ScanJob("g-1", 3, {"graph": "https://attacker.example/v1.0/users?$skiptoken=x"})
+        services.get().queue().send_message(base64.b64encode(json.dumps(forged.to_json()).encode()).decode())
+
+        drain(app_env, lambda: bool(poisoned(app_env)))
+
+        assert "does not follow the last frozen page" in poisoned(app_env)[0]["reason"]
+        assert sum(received(connector, "hello").values()) == 12
