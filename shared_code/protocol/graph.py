@@ -140,7 +140,7 @@ class GraphClient:
     def group_users(self, group_id: str, *, next_link: str | None = None, page_size: int = MAX_PAGE_SIZE) -> DirectoryPage:
         """One page of the group's users, nested groups included (transitiveMembers, cast to users: other
         groups, devices and contacts are left out by Graph). The cast needs ConsistencyLevel and $count."""
-        url = next_link or f"{self._base}/groups/{quote(check_object_id(group_id, 'group'))}/transitiveMembers/microsoft.graph.user"
+        url = self._checked(next_link) or f"{self._base}/groups/{quote(check_object_id(group_id, 'group'))}/transitiveMembers/microsoft.graph.user"
         params = None if next_link else {"$select": USER_FIELDS, "$count": "true", "$top": str(_top(page_size))}
         data = self._get(url, params, permission=GROUP_PERMISSION, consistency=True, what="the group")
         return _page(data, self._follow(data))
@@ -150,7 +150,7 @@ class GraphClient:
         """One page of the tenant's enabled users: members only, or guests too."""
         wanted = "accountEnabled eq true" if include_guests else "accountEnabled eq true and userType eq 'Member'"
         params = None if next_link else {"$select": USER_FIELDS, "$filter": wanted, "$top": str(_top(page_size))}
-        data = self._get(next_link or f"{self._base}/users", params, permission=USERS_PERMISSION, what="the users")
+        data = self._get(self._checked(next_link) or f"{self._base}/users", params, permission=USERS_PERMISSION, what="the users")
         return _page(data, self._follow(data))
 
     def user(self, id_or_upn: str) -> DirectoryUser | None:
@@ -210,7 +210,9 @@ class GraphClient:
 
     # --- HTTP -----------------------------------------------------------------------------------
     def _follow(self, data: dict[str, Any]) -> str | None:
-        link = data.get("@odata.nextLink")
+        return self._checked(data.get("@odata.nextLink"))
+
+    def _checked(self, link: Any) -> str | None:
         if link is None:
             return None
         if not isinstance(link, str) or not link.startswith(self._base + "/"):
