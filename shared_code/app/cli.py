@@ -43,6 +43,12 @@ AUDIENCES = {"conversation": "conversation", "user": "user", "channel": "channel
 def build_job(args: argparse.Namespace) -> dict[str, Any]:
     if args.all:
         to: Any = "all"
+    elif args.group or args.users:
+        to = {"group": args.group} if args.group else {"users": read_people(args.users)}
+        if args.in_tenant:
+            to["tenant"] = args.in_tenant
+    elif args.tenant:
+        to = {"tenant": args.tenant, **({"includeGuests": True} if args.include_guests else {})}
     else:
         # One of the mutually exclusive options is set: its wire key names the audience.
         [(kind, value)] = [(key, getattr(args, attr)) for attr, key in AUDIENCES.items() if getattr(args, attr)]
@@ -57,6 +63,12 @@ def build_job(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "ack", None):
         job["ack"] = {"title": args.ack}
     return job
+
+
+def read_people(path: Path) -> list[str]:
+    """One person a line (blank lines and `#` comments skipped)."""
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="every active address of one Bot Framework channel, e.g. msteams (not a Teams channel)")
     target.add_argument("--team", metavar="TEAM_ID", help="every member of a Teams team (GET /api/teams lists ids)")
     target.add_argument("--team-channel", metavar="TEAM_ID", help="one post in a Teams team's root channel")
+    target.add_argument("--group", metavar="OBJECT_ID", help="every user of an Entra group, nested groups included")
+    target.add_argument("--users", metavar="FILE", type=Path,
+                        help="people, one object id or user principal name a line (up to 10,000)")
+    target.add_argument("--tenant", metavar="TENANT_ID", help="every enabled member of the tenant")
+    parser.add_argument("--include-guests", action="store_true", help="with --tenant: guests too")
+    parser.add_argument("--in-tenant", metavar="TENANT_ID",
+                        help="with --group or --users: the tenant (default: MicrosoftAppTenantId)")
     parser.add_argument("text", nargs="?", default="", help="the message (not with --dialog)")
     parser.add_argument("--dialog", choices=["survey"])
     parser.add_argument("--locale")
@@ -88,14 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     load_local_settings()
     from shared_code.app import services
     from shared_code.notifications import api, jobs
+    from shared_code.notifications.audience import fanout
     from shared_code.plumbing.errors import AppError
 
     app = services.get()
     job = build_job(args)
     try:
         # A team that is unknown or uninstalled is said here, not left on the queue.
-        api.resolve_team_target(jobs.parse_job(job), app)
-        jobs.enqueue(job, app)
+        parsed = api.resolve_team_target(jobs.parse_job(job), app)
+        if parsed.target.people:  # a list can outgrow a queue message: the notification is stored here
+            fanout.start(jobs.check_storable(parsed), app)
+        else:
+            jobs.enqueue(job, app)
     except AppError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2

@@ -67,10 +67,14 @@ def test_cli_builds_team_channel_and_channel_id_jobs():
     from argparse import Namespace
 
     common = {"all": False, "conversation": None, "user": None, "channel": None, "team": None, "team_channel": None,
+              "group": None, "users": None, "tenant": None, "in_tenant": None, "include_guests": False,
               "id": "j", "dialog": None, "text": "hi", "locale": None}
     assert cli.build_job(Namespace(**common | {"team_channel": "19:t"}))["to"] == {"teamChannel": "19:t"}
     assert cli.build_job(Namespace(**common | {"team": "19:t"}))["to"] == {"team": "19:t"}
     assert cli.build_job(Namespace(**common | {"channel": "msteams"}))["to"] == {"channelId": "msteams"}
+    assert cli.build_job(Namespace(**common | {"group": "g", "in_tenant": "t"}))["to"] == {"group": "g", "tenant": "t"}
+    assert cli.build_job(Namespace(**common | {"tenant": "t", "include_guests": True}))["to"] == {
+        "tenant": "t", "includeGuests": True}
 
 
 def test_cli_refuses_a_team_broadcast_to_an_unknown_team_before_queueing_it(app_env, connector, capsys):
@@ -124,3 +128,23 @@ def test_cli_edit_of_an_unknown_notification_says_so_and_exits_2(app_env, capsys
     code = cli.main(["edit", "nobody", "text"])
 
     assert code == 2 and "no notification with that id" in capsys.readouterr().err
+
+
+def test_cli_sends_to_a_list_of_people_from_a_file_through_graph(app_env, connector, tmp_path, capsys):
+    from tests.support.organisation import organisation, received
+
+    with organisation(app_env, connector) as graph:
+        people = graph.add_users(3, prefix="p")
+        listed = tmp_path / "people.txt"
+        listed.write_text("# finance\n" + "\n".join(u.user_principal_name for u in people) + "\n\n")
+        host = QueueDriver(app_env.values["AzureWebJobsStorage"], app_env.values["JobsQueueName"])
+        stop = threading.Event()
+        thread = host.run_in_thread(stop.is_set, timeout=30)
+
+        code = cli.main(["--users", str(listed), "--id", "cli-people", "hello people"])
+        stop.set()
+        thread.join()
+
+        assert code == 0
+        assert "done: 3/3 sent" in capsys.readouterr().out
+        assert sum(received(connector, "hello people").values()) == 3
