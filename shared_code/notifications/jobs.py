@@ -4,7 +4,7 @@ Wire format, version 1 (JSON, base64 on the queue):
 
     {"v": 1, "kind": "message", "id": "<notification id>",
      "to": {"conversation": "<id>"} | {"user": "<id>"} | {"channelId": "<id>"} | {"team": "<team id>"}
-           | {"teamChannel": "<team id>"} | "all",
+           | {"teamChannel": "<team id>"} | {"group": "<id>"} | {"users": [...]} | {"tenant": "<id>"} | "all",
      "text": "...", "locale": "en-US"}
     {"v": 1, "kind": "dialog", "dialog": "survey", "id": "...", "to": ...}
 
@@ -14,6 +14,11 @@ Optional, added compatibly (a message needs `text` or `attachments`):
 `defaultLocale` naming the fallback (see content.py); `notBefore` (ISO 8601 with a time zone)
 delays the notification; `ack` ({"title": "Got it"}, the title optional) adds an
 acknowledge button to every message (see content.with_acknowledgement).
+
+The organisation, through Microsoft Graph (audience/organisation.py, sending/reach.py):
+`{"group": "<Entra group object id>"}`, `{"users": ["<object id or UPN>", ...]}` (up to 10,000; the
+notification keeps the list in rows of its own, its record `{"users": {"listed": n}}`), each with an
+optional `"tenant"` beside it, and `{"tenant": "<tenant id>"}` with an optional `"includeGuests": true`.
 
 `channelId` is a Bot Framework channel (msteams, webchat), not a Teams channel; `channel` is its first
 name, still read. `team` is every current member of a Teams team, each once in their personal chat
