@@ -15,7 +15,7 @@ from shared_code.plumbing import limits
 from shared_code.protocol.activity import ConversationReference, is_group_scope, scope_of, with_user
 from shared_code.storage.keys import encode_key
 from shared_code.storage.people import PeopleIndex, PersonalChat
-from shared_code.storage.tables import is_table_missing, on_table
+from shared_code.storage.tables import is_table_missing, on_table, query_or_empty
 
 # One partition per channel keeps a channel's users together for `channel` broadcasts;
 # the row is the conversation, so a user's second conversation is a second address.
@@ -233,12 +233,7 @@ class AddressStore:
         return marked
 
     def _query(self, query: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-        try:
-            return list(self._table.query_entities(query, parameters=parameters))
-        except ResourceNotFoundError as error:
-            if is_table_missing(error):
-                return []
-            raise
+        return query_or_empty(self._table, query, parameters)
 
     def deactivate(self, channel_id: str, conversation_id: str, reason: str) -> bool:
         """Mark an address inactive (the bot was removed or blocked); False if unknown."""

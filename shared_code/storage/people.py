@@ -20,7 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared_code.storage.keys import encode_key
-from shared_code.storage.tables import is_table_missing, on_table
+from shared_code.storage.tables import on_table, query_or_empty
 
 SERVICE_URL_ROW = "~serviceUrl"  # sorts after every GUID; no object id can be it
 MAX_FILTER_COMPARISONS = 15  # Table Storage's limit of comparisons in one filter
@@ -81,9 +81,4 @@ class PeopleIndex:
         return entity.get("ServiceUrl") or None
 
     def _query(self, query: str, parameters: dict[str, str]) -> list[dict[str, str]]:
-        try:
-            return list(self._table.query_entities(query, parameters=parameters))
-        except ResourceNotFoundError as error:
-            if is_table_missing(error):
-                return []
-            raise
+        return query_or_empty(self._table, query, parameters)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 from wsgiref.handlers import format_date_time
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 from azure.data.tables import RequestTooLargeError, TableClient, TableErrorCode, TableTransactionError
 
@@ -42,6 +42,16 @@ def is_table_missing(error: HttpResponseError) -> bool:
     """A 404 for the table itself, not for an entity in it (transactions report it as their own error type)."""
     code = getattr(error, "error_code", None)
     return code == TableErrorCode.TABLE_NOT_FOUND or str(code) == "TableNotFound" or "TableNotFound" in str(error)
+
+
+def query_or_empty(table: TableClient, query: str, parameters: dict[str, Any]) -> list[Any]:
+    """Every entity `query` matches (a parameterized filter); none when the table was never created."""
+    try:
+        return list(table.query_entities(query, parameters=parameters))
+    except ResourceNotFoundError as error:
+        if is_table_missing(error):
+            return []
+        raise
 
 
 def on_table(table: TableClient, operation: Callable[[], T]) -> T:
