@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return report(argv[1:])
     if argv[:1] in (["edit"], ["recall"]):
         return revise(argv[0], argv[1:])
+    if argv[:1] == ["index-people"]:
+        return index_people(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m shared_code.app.cli", description=__doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--all", action="store_true", help="every active saved address")
@@ -126,6 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_wait:
         return 0
     return watch(job["id"], app, timeout=args.timeout)
+
+
+def index_people(argv: list[str]) -> int:
+    """`index-people`: index every saved personal address by its person's Entra object id (the People table),
+    so organisation broadcasts find the chats saved before that table existed with no Graph call. Safe to repeat."""
+    argparse.ArgumentParser(prog="python -m shared_code.app.cli index-people",
+                            description=index_people.__doc__.splitlines()[0]).parse_args(argv)
+    load_local_settings()
+    from shared_code.app import services
+
+    app = services.get()
+    indexed = app.addresses.index_people()
+    print(f"indexed {indexed} personal chats by object id")
+    return 0
 
 
 def report(argv: list[str]) -> int:

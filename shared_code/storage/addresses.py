@@ -95,6 +95,18 @@ class AddressStore:
         tenant = reference.tenant_id or reference.conversation.tenant_id or ""
         return self._people.installed_by_the_app(tenant, reference.user.aad_object_id)
 
+    def index_people(self, *, page_size: int = 500) -> int:
+        """Index every active personal address that names its person's object id (people.py); how many."""
+        indexed = 0
+        for address in self.iter_active(page_size=page_size):
+            reference = address.reference
+            if self._people is not None and address.scope == "personal" and reference.user.aad_object_id:
+                tenant = reference.tenant_id or reference.conversation.tenant_id or ""
+                self._people.save(tenant, reference.user.aad_object_id,
+                                  PersonalChat(reference.channel_id, reference.conversation.id))
+                indexed += 1
+        return indexed
+
     def _index(self, reference: ConversationReference, *, trusted: bool) -> None:
         """A new personal address: findable by the person's Entra object id (people.py), and its serviceUrl
         the tenant's, when an authenticated activity brought it."""

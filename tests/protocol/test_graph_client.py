@@ -144,3 +144,18 @@ def test_a_token_graph_keeps_refusing_stops_with_a_clear_error():
 
         with pytest.raises(AppRejected, match="graph.microsoft.com"):
             client(graph, Wrong()).install(user.id, graph.register_app(APP_ID))
+
+
+def test_a_managed_identity_asks_its_endpoint_for_a_graph_token_and_graph_accepts_it():
+    from stubs.managed_identity import ManagedIdentityStub
+
+    client_id = "6f1c0f5e-0000-4000-8000-00000000b07a"
+    with ManagedIdentityStub(client_id) as identity, \
+            GraphStub(limits=GraphLimits.off(), auth=identity.claims) as graph:
+        [user] = graph.add_users(1, prefix="p")
+        settings = load_settings({"MicrosoftAppId": client_id, "MicrosoftAppType": "UserAssignedMSI",
+                                  "MicrosoftAppTenantId": graph.tenant_id})
+        credentials = OutboundCredentials(settings, scope=GRAPH_SCOPE, tenant=graph.tenant_id,
+                                          environ=identity.environment())
+
+        assert client(graph, credentials).install(user.id, graph.register_app(APP_ID)) is True

@@ -60,3 +60,18 @@ def test_an_install_the_app_made_is_known_and_is_no_personal_chat_yet(app_env):
     assert app.addresses.installed_by_the_app(reference("19:x", "aaaa0000-0000-0000-0000-000000000006"))
     assert not app.addresses.installed_by_the_app(reference("19:y", "aaaa0000-0000-0000-0000-000000000007"))
     assert app.people.find(TENANT, ["aaaa0000-0000-0000-0000-000000000006"]) == {}
+
+
+def test_personal_chats_saved_before_the_index_existed_are_indexed_on_demand(app_env):
+    from shared_code.storage.addresses import AddressStore
+
+    app = services.get()
+    unindexed = AddressStore(app.addresses._table)  # noqa: SLF001 - the store as it was before the People table
+    unindexed.save(reference("a:old", "aaaa0000-0000-0000-0000-000000000008"), trusted=True)
+    unindexed.save(reference("19:team", "aaaa0000-0000-0000-0000-000000000009", conversation_type="groupChat"),
+                   trusted=True)
+    assert app.people.find(TENANT, ["aaaa0000-0000-0000-0000-000000000008"]) == {}
+
+    assert app.addresses.index_people() == 1
+    assert app.people.find(TENANT, ["aaaa0000-0000-0000-0000-000000000008"]) == {
+        "aaaa0000-0000-0000-0000-000000000008": PersonalChat("msteams", "a:old")}
