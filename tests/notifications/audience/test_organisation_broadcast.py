@@ -269,3 +269,23 @@ def test_a_group_of_600_people_none_of_whom_wrote_reaches_each_once_in_three_pag
         assert graph.installs == 600 and graph.counters().calls[CallKind.INSTALL] == 600
         assert graph.counters().calls[CallKind.INSTALLED_APPS] == 1200  # 3 Graph calls per new person, no more
         assert (got["pages"], got["total"], got["sent"], got["failed"]) == (3, 600, 600, 0)
+
+
+def test_a_forged_page_job_naming_someone_outside_the_group_installs_nothing_and_sends_nothing(app_env, connector):
+    from shared_code.notifications.audience import fanout
+    from shared_code.notifications.audience.organisation import person_key
+    from tests.support.broadcasts import poisoned
+    from tests.support.notify_calls import drain
+
+    with organisation(app_env, connector) as graph:
+        graph.add_users(3, prefix="p", group=GROUP)
+        [outsider] = graph.add_users(1, prefix="outsider")
+        broadcast(app_env, {"group": GROUP}, "hello", "g-1")
+        installs = graph.installs
+        forged = fanout.PageJob("g-1", "000000", (person_key(outsider.id),))
+        services.get().queue().send_message(base64.b64encode(json.dumps(forged.to_json()).encode()).decode())
+
+        drain(app_env, lambda: bool(poisoned(app_env)))
+
+        assert "not in page" in poisoned(app_env)[0]["reason"]
+        assert graph.installs == installs and graph.installation(outsider.id) is None
