@@ -53,7 +53,8 @@ def test_the_report_has_one_row_per_recipient_with_state_user_locale_and_acknowl
     assert response.mimetype == "text/csv" and response.charset == "utf-8"
     assert 'filename="weekly.csv"' in response.headers["Content-Disposition"]
     assert response.get_body().decode().splitlines()[0] == (
-        "channel,conversation,user id,user name,locale,state,code,sent at,activity id,acknowledged at,reaction")
+        "channel,conversation,user id,user name,locale,state,code,sent at,activity id,acknowledged at,reaction,"
+        "aad object id")
     by_conversation = {row["conversation"]: row for row in rows(response)}
     assert set(by_conversation) == {"c-1", "c-2", "c-3"}
     assert {k: by_conversation["c-2"][k] for k in ("channel", "user id", "user name", "locale", "state")} == {
