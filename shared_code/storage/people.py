@@ -35,6 +35,7 @@ class PersonalChat:
 class PeopleIndex:
     def __init__(self, table: TableClient) -> None:
         self._table = table
+        self._service_urls: dict[str, str] = {}  # what this process last wrote per tenant: a cache, safe to lose
 
     def save(self, tenant_id: str, object_id: str, chat: PersonalChat) -> None:
         entity = {"PartitionKey": encode_key(tenant_id), "RowKey": object_id.lower(),
@@ -69,8 +70,11 @@ class PeopleIndex:
         return found
 
     def save_service_url(self, tenant_id: str, service_url: str) -> None:
+        if self._service_urls.get(tenant_id) == service_url:
+            return  # written by this process already: a tenant's serviceUrl rarely changes
         entity = {"PartitionKey": encode_key(tenant_id), "RowKey": SERVICE_URL_ROW, "ServiceUrl": service_url}
         on_table(self._table, lambda: self._table.upsert_entity(entity, mode=UpdateMode.REPLACE))
+        self._service_urls[tenant_id] = service_url
 
     def service_url(self, tenant_id: str) -> str | None:
         """The serviceUrl of the latest authenticated activity saved from the tenant; None if none came."""
