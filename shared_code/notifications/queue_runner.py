@@ -1,4 +1,4 @@
-"""Running a job taken from the queue: public jobs start a notification, internal ones fan out or send."""
+"""Running a job taken from the queue: public jobs start a notification, internal ones fan out, send or watch a page."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from shared_code.notifications import jobs
 from shared_code.notifications.after_send import edits
 from shared_code.notifications.audience import fanout
 from shared_code.notifications.jobs import EditJob, Job, JobKind
+from shared_code.notifications.sending import watch
 from shared_code.plumbing import limits
 from shared_code.plumbing.errors import (
     AppRejected,
@@ -63,6 +64,8 @@ def handle_queue_message(body: bytes, services: NotificationServices, *, message
             work: Any = edits.parse_revision(data)
         elif isinstance(data, dict) and data.get("kind") == jobs.EDIT_KIND:
             work = jobs.parse_edit(data)
+        elif watch.is_watch(data):
+            work = watch.parse_watch(data)
         else:
             work = _parse_internal(data) if internal else _parse_public(data, message_id)
     except BadInput as bad:
@@ -126,8 +129,11 @@ def _parse_public(data: Any, message_id: str) -> Job:
     return jobs.parse_job(data)
 
 
-def run(work: Job | EditJob | edits.RevisionJob | fanout.ScanJob | fanout.PageJob, services: NotificationServices) -> None:
-    if isinstance(work, edits.RevisionJob):
+def run(work: Job | EditJob | edits.RevisionJob | fanout.ScanJob | fanout.PageJob | watch.WatchJob,
+        services: NotificationServices) -> None:
+    if isinstance(work, watch.WatchJob):
+        watch.run_watch(work, services)
+    elif isinstance(work, edits.RevisionJob):
         edits.run_revision(work, services)
     elif isinstance(work, EditJob):
         edits.edit(work, services)

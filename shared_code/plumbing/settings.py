@@ -56,6 +56,9 @@ class Settings:
     retry_delay_scale: float = 1.0  # RetryDelayScale: multiplies re-enqueue delays (tests shrink them)
     delivery_lease_seconds: float = 60.0  # DeliveryLeaseSeconds: a claim older than this is abandoned
     stalled_after_seconds: int = 900  # StalledAfterSeconds: a running broadcast with no progress this long is resumed
+    # PageWatchSeconds: how often a running page's watchdog looks at its heartbeat; a page whose host died is
+    # re-issued at most about 1.75 times this after the death (notifications/sending/watch.py)
+    page_watch_seconds: int = 20
     survey_schedule: str = "0 0 9 * * 1-5"  # SurveySchedule (six-field NCRONTAB)
     survey_questions: tuple[str, ...] = ()  # SurveyQuestions, separated by "|"
     survey_audience: str = "all"  # SurveyAudience: "all" or "channel:<channel id>"
@@ -126,6 +129,7 @@ SETTING_NAMES: dict[str, str] = {
     "retry_delay_scale": "RetryDelayScale",
     "delivery_lease_seconds": "DeliveryLeaseSeconds",
     "stalled_after_seconds": "StalledAfterSeconds",
+    "page_watch_seconds": "PageWatchSeconds",
     "survey_schedule": "SurveySchedule",
     "survey_questions": "SurveyQuestions",
     "survey_audience": "SurveyAudience",
@@ -186,6 +190,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("AddressMaxIdleDays, AddressRetentionDays and DeliveryRetentionDays must be 0 or more")
     if settings.tenant_send_rate_per_second <= 0 or settings.graph_rate_per_second <= 0:
         raise ConfigError("TenantSendRatePerSecond and GraphRatePerSecond must be positive")
+    if settings.page_watch_seconds < 1:
+        raise ConfigError("PageWatchSeconds must be at least 1 (a page's heartbeat is a quarter of it)")
     if settings.microsoft_app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
         raise ConfigError("setting MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI, "
                           f"not {settings.microsoft_app_type!r}")

@@ -30,11 +30,13 @@ BASE_JOBS = [
 INTERNAL_JOBS = [
     {"v": 1, "kind": "scan", "notification": "n-x", "index": 0, "continuation": None},
     {"v": 1, "kind": "page", "notification": "n-x", "page": "000000", "keys": [["test", "c-1"]], "attempt": 1},
+    {"v": 1, "kind": "watch", "notification": "n-x", "page": "000000", "run": "a1" * 16, "attempt": 1},
 ]
 JOB_PATHS = [("v",), ("kind",), ("id",), ("to",), ("to", "conversation"), ("to", "user"), ("to", "channel"),
              ("text",), ("text", "en"), ("locale",), ("notBefore",), ("attachments",), ("suggestedActions",),
              ("defaultLocale",), ("dialog",)]
-INTERNAL_PATHS = [("v",), ("notification",), ("index",), ("continuation",), ("page",), ("keys",), ("attempt",)]
+INTERNAL_PATHS = [("v",), ("notification",), ("index",), ("continuation",), ("page",), ("keys",), ("attempt",),
+                  ("run",)]
 HOSTILE = settings(max_examples=80, deadline=None, database=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                           HealthCheck.data_too_large, HealthCheck.large_base_example])

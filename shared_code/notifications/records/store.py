@@ -3,15 +3,20 @@
 One partition per notification in the Notifications table: the notification itself
 (RowKey "notification") and one summary per page ("page.<id>"). The scan writes a
 page's summary first (its recipients frozen, so a retried scan re-sends the same
-page); the page job rewrites its counts from the page's ledger. Status is one
-partition query: a few hundred small rows for 20k recipients, never the deliveries.
+page); the page job rewrites its counts from the page's ledger, while it runs (its
+heartbeat) and when it ends. Status is one partition query: a few hundred small rows
+for 20k recipients, never the deliveries.
+
+A page's summary also says which page jobs run it now: `Runs`, {run id: epoch seconds of its
+latest heartbeat}, written and read by sending/watch.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,6 +32,8 @@ from shared_code.plumbing.errors import Conflict
 from shared_code.storage.keys import encode_key
 from shared_code.storage.tables import ensure_table
 
+log = logging.getLogger(__name__)
+
 NOTIFICATION_ROW = "notification"
 PAGE_PREFIX = "page."
 PEOPLE_PREFIX = "people."  # a `users` audience's list, PEOPLE_PER_ROW to a row (JSON within one property)
@@ -34,6 +41,9 @@ PEOPLE_PER_ROW = 500
 _KEYS_CHUNK = 30_000  # characters per string property (Table Storage allows 64 KiB = 32K UTF-16 units)
 MAX_SAMPLE_ERRORS = 5
 PAGE_SAMPLE_ERRORS = 3  # failures a page keeps as examples
+# A page re-issued this many times in a row (by the sweep or a watchdog) with no recipient finished in between
+# cannot be sent: the sweep counts its unfinished recipients as failed (upkeep/sweep.py).
+MAX_RESUMES = 3
 
 
 class NotificationState(StrEnum):
@@ -96,6 +106,7 @@ class PageRecord:
     etag: str = ""
     resumed: int = 0  # how often a sweep re-issued this page's job
     resumed_at: int = 0  # how many of its recipients were finished at the latest re-issue
+    runs: dict[str, float] = field(default_factory=dict)  # page jobs running it: run id -> latest heartbeat (epoch s)
 
 
 # What edits and a recall did, per page summary row (column: status field); summed by `status`.
@@ -383,28 +394,53 @@ class NotificationStore:
         self._table.update_entity({"PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
                                    "Enqueued": True}, mode=UpdateMode.MERGE)
 
-    def save_counts(self, notification_id: str, page: str, compute: Any, *, read: PageRecord | None = None) -> None:
-        """Rewrite a page's counts from `compute()` (reads the ledger), ETag-guarded.
+    def save_counts(self, notification_id: str, page: str, compute: Callable[[], PageCounts], *,
+                    read: PageRecord | None = None,
+                    runs: Callable[[dict[str, float]], dict[str, float]] | None = None) -> PageRecord | None:
+        """Rewrite a page's counts from `compute()` (reads the ledger), ETag-guarded; the page as written
+        (None if it is not there, or if others kept writing it).
 
         The page's ETag is read before the ledger: a writer whose ledger read is older
         than another's write fails its update and reads again, so counts never go back.
+        `runs` rewrites the page's `Runs` in the same write (a page job's heartbeat: sending/watch.py).
         """
         for _ in range(10):
-            # `read`: the page as the caller read it before its ledger reads (the same rule holds).
+            # `read`: the page as the caller read (or last wrote) it before its ledger reads (the same rule holds).
             record, read = (read, None) if read is not None else (self.get_page(notification_id, page), None)
             if record is None:
-                return
+                return None
             counts: PageCounts = compute()
+            entity: dict[str, Any] = {
+                "PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
+                "Sent": counts.sent, "Failed": counts.failed, "Gone": counts.gone,
+                "Inactive": counts.inactive, "Cancelled": counts.cancelled, "Errors": json.dumps(list(counts.errors))}
+            new_runs = record.runs if runs is None else runs(dict(record.runs))
+            if runs is not None:
+                entity["Runs"] = json.dumps(new_runs)
             try:
-                self._table.update_entity(
-                    {"PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + page,
-                     "Sent": counts.sent, "Failed": counts.failed, "Gone": counts.gone,
-                     "Inactive": counts.inactive, "Cancelled": counts.cancelled,
-                     "Errors": json.dumps(list(counts.errors))},
-                    mode=UpdateMode.MERGE, etag=record.etag, match_condition=MatchConditions.IfNotModified)
-                return
+                meta = self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=record.etag,
+                                                 match_condition=MatchConditions.IfNotModified)
             except ResourceModifiedError:
                 continue
+            return replace(record, counts=replace(counts, total=record.counts.total), runs=new_runs,
+                           etag=str(meta.get("etag") or ""))
+        log.warning("page %s of %s: counts not saved, the page kept changing", page, notification_id)
+        return None
+
+    def replace_runs(self, record: PageRecord, notification_id: str, runs: dict[str, float], counts: PageCounts,
+                     *, resumed: int, resumed_at: int) -> bool:
+        """Write the page's `Runs`, its counts (from a ledger read made after `record` was read) and its resume
+        count, if the page is still as `record` read it (ETag); False if it changed meanwhile."""
+        try:
+            self._table.update_entity(
+                {"PartitionKey": encode_key(notification_id), "RowKey": PAGE_PREFIX + record.page,
+                 "Runs": json.dumps(runs), "Resumed": resumed, "ResumedAt": resumed_at,
+                 "Sent": counts.sent, "Failed": counts.failed, "Gone": counts.gone, "Inactive": counts.inactive,
+                 "Cancelled": counts.cancelled, "Errors": json.dumps(list(counts.errors))},
+                mode=UpdateMode.MERGE, etag=record.etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     def status(self, notification_id: str) -> Status | None:
         """Sum of the page summaries: one partition query."""
@@ -464,8 +500,19 @@ def _page(entity: Any, *, etag: str | None = None) -> PageRecord:
     return PageRecord(page=entity["RowKey"][len(PAGE_PREFIX):], keys=keys,
                       next_continuation=json.loads(nxt) if nxt else None, last=bool(entity.get("Last")),
                       enqueued=bool(entity.get("Enqueued")), counts=counts, resumed=int(entity.get("Resumed") or 0),
-                      resumed_at=int(entity.get("ResumedAt") or 0),
+                      resumed_at=int(entity.get("ResumedAt") or 0), runs=_runs(entity.get("Runs")),
                       etag=etag if etag is not None else str(entity.metadata.get("etag") or ""))
+
+
+def _runs(text: Any) -> dict[str, float]:
+    """A page's `Runs` as stored; anything else (never written, or not ours) is no run at all."""
+    try:
+        found = json.loads(text) if isinstance(text, str) and text else {}
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {str(k): float(v) for k, v in found.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 __all__ = ["Notification", "NotificationState", "NotificationStore", "PageCounts", "PageRecord", "Status",

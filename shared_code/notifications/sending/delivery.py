@@ -4,6 +4,10 @@ A page job is a batch (powertools' shape): one recipient's failure becomes that
 recipient's outcome and never fails the others. Only what a retry of the whole page
 can fix (storage unreachable, a dying host) propagates, and the queue runs it again;
 the ledger makes that second run skip whatever the first one finished.
+
+While it sends, a page job is watched (watch.py): its heartbeat writes the page's counts so far
+(the status moves while it runs), and a watchdog on the queue re-issues the page within about
+a minute if its host dies, instead of the ten minutes the host's lease on the message would take.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from shared_code.notifications.records.ledger import (
     Step,
 )
 from shared_code.notifications.records.store import Notification, NotificationState, PageCounts, counts_of
-from shared_code.notifications.sending import reach
+from shared_code.notifications.sending import reach, watch
 from shared_code.notifications.sending.claim_window import Recipient, run_window
 from shared_code.notifications.sending.pacing import GraphPacer, Pacer, pacer_for, tenant_of
 from shared_code.plumbing.errors import AppError, AppRejected, NotFound, RecipientGone, Throttled, Upstream
@@ -75,11 +79,12 @@ def run_page(job: PageJob, services: NotificationServices, *, after_send: AfterS
 
     Table operations per page: the notification, the ledger partition, the page's addresses
     (a range query per channel), then one transaction per half of `SendConcurrency` recipients
-    or so (the outcomes that came back and as many new claims; claim_window), and the counts.
+    or so (the outcomes that came back and as many new claims; claim_window), and the counts:
+    at the start, every heartbeat (a ledger query and a write) and at the end.
     A host that dies mid-page leaves at most `SendConcurrency` per tenant, the sends in flight,
-    as `outcome_unknown`.
+    as `outcome_unknown`; its watchdog re-issues the rest.
     """
-    store, ledger, settings = services.notifications, services.ledger, services.settings
+    store, ledger = services.notifications, services.ledger
     notification = store.get(job.notification)
     if notification is None:
         raise NotFound(f"no notification {job.notification!r}")
@@ -90,6 +95,18 @@ def run_page(job: PageJob, services: NotificationServices, *, after_send: AfterS
         return {}
     page_record = check_page_job(job, store)
     known = ledger.page(job.notification, job.page)
+    with watch.watched(job, page_record, counts_of(known.values()), services):  # its counts written at the end
+        tally = _send_page(job, notification, known, services, after_send)
+    log.info("notification %s page %s attempt %d: %s", job.notification, job.page, job.attempt,
+             {k.value: v for k, v in tally.items()})
+    return tally
+
+
+def _send_page(job: PageJob, notification: Notification, known: dict[RecipientKey, Delivery],
+               services: NotificationServices, after_send: AfterSend | None) -> dict[Outcome, int]:
+    """Claim, send and record the page's recipients (`known`: its ledger as read); re-queue what failed
+    transiently; what became of them."""
+    store, ledger, settings = services.notifications, services.ledger, services.settings
     members = _team_members(notification, job, services)  # None unless the audience is a team
     org = reach.organisation(notification, job.keys, services) if notification.job.target.in_organisation else None
     addresses = _addresses_of(job, members, org, services)
@@ -169,10 +186,6 @@ def run_page(job: PageJob, services: NotificationServices, *, after_send: AfterS
         delay = max(_delay(r, job.attempt, settings.retry_delay_scale) for _, r in again)
         retry = PageJob(job.notification, job.page, tuple(k for k, _ in again), job.attempt + 1)
         jobs.enqueue(retry.to_json(), services, delay_seconds=delay)
-    store.save_counts(job.notification, job.page, lambda: page_counts(services, job.notification, job.page),
-                      read=page_record)
-    log.info("notification %s page %s attempt %d: %s", job.notification, job.page, job.attempt,
-             {k.value: v for k, v in tally.items()})
     return tally
 
 

@@ -9,6 +9,10 @@ changed for `StalledAfterSeconds` and re-issues what is missing:
 - the scan: the step after the last frozen page (the forged-scan check accepts exactly that);
 - each frozen page whose counts do not add up: a page job for its unfinished recipients.
 
+A page whose job beats (sending/watch.py) is left alone, whatever `StalledAfterSeconds` says: its
+host is alive, and if it dies the page's watchdog re-issues it within about a minute. So the sweep
+is for what no watchdog watches: a scan, a page job that never started, a watch job lost with its host.
+
 Re-issuing is safe because the ledger is: a recipient already sent is skipped, one claimed
 by a live host is left to it. A page re-issued MAX_RESUMES times without finishing cannot
 be sent at all (re-issued MAX_RESUMES times in a row with no recipient finished): its unfinished recipients are counted as failed, with the reason, so the
@@ -25,14 +29,13 @@ from typing import TYPE_CHECKING
 from shared_code.notifications import jobs
 from shared_code.notifications.audience import fanout
 from shared_code.notifications.records.ledger import TERMINAL, ClaimOutcome, DeliveryState
-from shared_code.notifications.records.store import Notification, PageRecord, counts_of
+from shared_code.notifications.records.store import MAX_RESUMES, Notification, PageRecord, counts_of
+from shared_code.notifications.sending import watch
 
 if TYPE_CHECKING:
     from shared_code.notifications.ports import NotificationServices
 
 log = logging.getLogger(__name__)
-
-MAX_RESUMES = 3
 
 
 @dataclass
@@ -60,11 +63,12 @@ def resume_stalled(services: NotificationServices, *, now: datetime | None = Non
         pages, changed = store.pages(notification.id)
         if changed is not None and now - changed.astimezone(UTC) < stalled_after:
             continue
-        _resume(notification, pages, services, report)
+        _resume(notification, pages, services, report, now.timestamp())
     return report
 
 
-def _resume(notification: Notification, pages: list[PageRecord], services: NotificationServices, report: SweepReport) -> None:
+def _resume(notification: Notification, pages: list[PageRecord], services: NotificationServices, report: SweepReport,
+            now: float) -> None:
     store, nid = services.notifications, notification.id
     if not notification.scan_done:
         scan = _next_scan(nid, pages)
@@ -79,7 +83,7 @@ def _resume(notification: Notification, pages: list[PageRecord], services: Notif
                 jobs.enqueue(fanout.ScanJob(nid, int(page.page)).to_json(), services)
                 report.scans.append(f"{nid}/{int(page.page)}")
             continue
-        if page.counts.finished >= len(page.keys):
+        if page.counts.finished >= len(page.keys) or watch.is_running(page, services.settings, now):
             continue
         unfinished = [key for key, record in _ledger(services, nid, page).items() if record not in TERMINAL]
         if not unfinished:  # all recorded, only the counts were not saved

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from azure.functions.timer import TimerRequest
@@ -114,3 +115,21 @@ def test_a_broadcast_that_moved_recently_is_not_resumed(app_env, connector):
 
     assert driver(app_env).step() == 0  # nothing re-issued: its scan may still be running
     assert status(nid)["state"] == "running"
+
+
+def test_a_page_whose_job_still_beats_is_left_to_it_by_the_sweep(app_env, connector):
+    app_env.set(**{**FAST, "StalledAfterSeconds": "0", "PageWatchSeconds": "20"})
+    seed(connector.url, 3)
+    nid = broadcast("being sent", job_id="n-beating")
+    host = driver(app_env)
+    host.step()  # the scan: the page frozen, its job queued
+    held = host.queue.receive_messages(visibility_timeout=3600, max_messages=1)  # a host runs the page job...
+    assert len(list(held)) == 1
+    store = services.get().notifications
+    store.save_counts(nid, "000000", lambda: store.get_page(nid, "000000").counts,
+                      runs=lambda runs: {"a1" * 16: time.time()})  # ...and its heartbeat is fresh
+
+    fire_the_timer()
+
+    assert host.step() == 0  # nothing re-issued
+    assert status(nid)["pending"] == 3
