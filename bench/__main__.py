@@ -58,7 +58,7 @@ Notes:
   costs about 0.09 table operations per message (figure 8), the address reads one range query per page.
 - Figure 11 broadcasts to 2,000 people, not the issue's 10,000: at Graph's limits a new person costs one
   POST and two GETs of installedApps (30/s each per tenant), so about 14.5 people a second and 11.5 minutes a
-  run for 10,000. The rate is what is measured and does not depend on N once the first page is under way;
+  run for 10,000. The rate (people a second, first message to last) is what is measured, not the total time;
   `python -m bench.graph_reach --people 10000 --hosts 1` runs the full size by hand.
 - Figure 12 kills the host about 2 s after the first delivery, while it runs all four pages: the next delivery
   waits for a page's watchdog, at most PageWatchSeconds + three heartbeats (20 + 15 s) after the kill plus the

@@ -225,12 +225,12 @@ def _figures(runs: dict[int, tuple[Broadcast, Broadcast]], people: int) -> list[
                     and not any(again[h].calls.get(kind) for kind in INSTALL_KINDS) for h in hosts)
     limits = _tenant_limits()
     cut = " (the issue's 10,000 cut for time: the rate is the measure)" if people < ISSUE_PEOPLE else ""
-    runs_of = " and ".join(str(h) for h in hosts)
+    runs_of = f"{' and '.join(str(h) for h in hosts)} dev host{'s' if len(hosts) > 1 or hosts[0] > 1 else ''}"
     return [
         Figure(
             f"11. broadcast to an Entra group of {people:,} people who never wrote{cut}, Graph stub in its own process at Graph's limits ({limits['POST installedApps']:.0f}/s "
             f"POST installedApps, {limits['GET installedApps']:.0f}/s GET installedApps incl. the chat, per tenant), "
-            f"installs' conversationUpdates to host 1, connector {CHANNEL_LIMIT}/s; {runs_of} dev hosts on one queue; "
+            f"installs' conversationUpdates to host 1, connector {CHANNEL_LIMIT}/s; {runs_of} on one queue; "
             f"GraphRatePerSecond 29, TenantSendRatePerSecond 48 (defaults); ratio: ÷ what Graph's limits allow "
             f"for the calls made per person",
             "; ".join(first_row(h) for h in hosts),
