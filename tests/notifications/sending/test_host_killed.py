@@ -20,7 +20,7 @@ CONCURRENCY = 8
 def test_a_host_killed_mid_page_sends_nobody_twice_and_reports_the_sends_in_doubt(app_env, connector):
     settings = {"SendConcurrency": str(CONCURRENCY), "BroadcastPageSize": "200", "SendRatePerSecond": "300",
                 "DeliveryLeaseSeconds": "2", "StalledAfterSeconds": "3", "RetryDelayScale": "0.1",
-                "TenantSendRatePerSecond": "300"}
+                "TenantSendRatePerSecond": "300", "PageWatchSeconds": "2"}  # the sweep waits for a stale heartbeat
     app_env.set(**settings)
     connector.latency = 0.02
     ids = seed(connector.url, 1000)
