@@ -8,7 +8,7 @@ for POST installedApps, 30 for GET installedApps (a user's installed apps and an
 together), sliding windows, 429 above. Each install posts its conversationUpdate to the first host's
 /api/messages (local mode: unsigned), as Teams posts it to the bot. The connector stub (its own process)
 allows 50 sends per second per tenant, as figure 9's. The hosts are dev host processes on one queue and
-one Azurite, with the app's defaults (GraphRatePerSecond 29 per kind, TenantSendRatePerSecond 48).
+one Azurite, with the app's defaults (GraphRatePerSecond 28 per kind, TenantSendRatePerSecond 48).
 
 The rate is the people reached over the time from the first message's arrival at the connector stub to
 the last. Its bound is computed from the stub's counters: for each kind of call with a per-tenant limit,
@@ -231,7 +231,7 @@ def _figures(runs: dict[int, tuple[Broadcast, Broadcast]], people: int) -> list[
             f"11. broadcast to an Entra group of {people:,} people who never wrote{cut}, Graph stub in its own process at Graph's limits ({limits['POST installedApps']:.0f}/s "
             f"POST installedApps, {limits['GET installedApps']:.0f}/s GET installedApps incl. the chat, per tenant), "
             f"installs' conversationUpdates to host 1, connector {CHANNEL_LIMIT}/s; {runs_of} on one queue; "
-            f"GraphRatePerSecond 29, TenantSendRatePerSecond 48 (defaults); ratio: ÷ what Graph's limits allow "
+            f"GraphRatePerSecond 28, TenantSendRatePerSecond 48 (defaults); ratio: ÷ what Graph's limits allow "
             f"for the calls made per person",
             "; ".join(first_row(h) for h in hosts),
             "; ".join(f"{_hosts(h)}: {bounds[h][0]:.1f} people/s ({bounds[h][1]} binds)" for h in hosts),
