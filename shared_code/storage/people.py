@@ -13,6 +13,7 @@ personal address is first saved, never on every turn.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from azure.data.tables import TableClient, UpdateMode
 from shared_code.storage.keys import encode_key
 from shared_code.storage.tables import on_table, query_or_empty
 
+OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 SERVICE_URL_ROW = "~serviceUrl"  # sorts after every GUID; no object id can be it
 MAX_FILTER_COMPARISONS = 15  # Table Storage's limit of comparisons in one filter
 
@@ -38,6 +40,10 @@ class PeopleIndex:
         self._service_urls: dict[str, str] = {}  # what this process last wrote per tenant: a cache, safe to lose
 
     def save(self, tenant_id: str, object_id: str, chat: PersonalChat) -> None:
+        """Index `chat` as the person's; an id that is no Entra object id (a GUID) indexes nothing: only Graph's
+        people are looked up here, and a row key cannot hold every string an activity may carry."""
+        if not OBJECT_ID.match(object_id):
+            return
         entity = {"PartitionKey": encode_key(tenant_id), "RowKey": object_id.lower(),
                   "ChannelId": chat.channel_id, "ConversationId": chat.conversation_id}
         on_table(self._table, lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
@@ -49,6 +55,8 @@ class PeopleIndex:
         on_table(self._table, lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
 
     def installed_by_the_app(self, tenant_id: str, object_id: str) -> bool:
+        if not OBJECT_ID.match(object_id):
+            return False
         try:
             entity = self._table.get_entity(encode_key(tenant_id), object_id.lower(), select=["InstalledByApp"])
         except ResourceNotFoundError:

@@ -75,3 +75,11 @@ def test_personal_chats_saved_before_the_index_existed_are_indexed_on_demand(app
     assert app.addresses.index_people() == 1
     assert app.people.find(TENANT, ["aaaa0000-0000-0000-0000-000000000008"]) == {
         "aaaa0000-0000-0000-0000-000000000008": PersonalChat("msteams", "a:old")}
+
+
+def test_an_aad_object_id_that_is_no_guid_indexes_nothing_and_breaks_no_turn(app_env):
+    app = services.get()
+
+    assert app.addresses.save(reference("a:odd", "\x1f"), trusted=True)
+    assert not app.addresses.installed_by_the_app(reference("a:odd", "\x1f"))
+    assert app.people.find(TENANT, ["\x1f"]) == {}
