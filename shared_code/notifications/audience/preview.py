@@ -78,8 +78,13 @@ def _organisation_preview(job: Job, services: NotificationServices) -> dict[str,
     how many already have a chat with the bot (sent to at once, no Graph call), how many need the app
     installed first, and how many cannot be reached, by why (they blocked the bot, or the directory
     does not know a listed name). Graph's own refusals (policy, licence) are only known by trying."""
-    from shared_code.notifications.audience.organisation import directory_tenant, with_retries
-    from shared_code.protocol.graph import DirectoryUser, is_object_id
+    from shared_code.notifications.audience.organisation import (
+        directory_page,
+        directory_tenant,
+        listed_user,
+        personal_chats,
+    )
+    from shared_code.protocol.graph import DirectoryUser
 
     target = job.target
     tenant = directory_tenant(target, services.settings)
@@ -88,7 +93,7 @@ def _organisation_preview(job: Job, services: NotificationServices) -> dict[str,
     unreachable: dict[str, int] = {}
     if target.kind is TargetKind.USERS:
         for person in target.people:
-            user = DirectoryUser(person) if is_object_id(person) else with_retries(lambda p=person: graph.user(p))
+            user = listed_user(person, graph)
             if user is None:
                 unreachable["user_not_found"] = unreachable.get("user_not_found", 0) + 1
             else:
@@ -96,11 +101,7 @@ def _organisation_preview(job: Job, services: NotificationServices) -> dict[str,
     else:
         link: str | None = None
         while True:
-            if target.kind is TargetKind.GROUP:
-                page = with_retries(lambda link=link: graph.group_users(target.value, next_link=link))
-            else:
-                page = with_retries(lambda link=link: graph.tenant_users(include_guests=target.include_guests,
-                                                                          next_link=link))
+            page = directory_page(target, graph, link)
             seen.update((u.id, u) for u in page.users if u.id not in seen)
             if page.next_link is None:
                 break
@@ -108,13 +109,7 @@ def _organisation_preview(job: Job, services: NotificationServices) -> dict[str,
     known = 0
     ids = list(seen)
     for start in range(0, len(ids), COUNT_PAGE_SIZE):
-        chunk = ids[start:start + COUNT_PAGE_SIZE]
-        chats = services.people.find(tenant, chunk)
-        addresses = services.addresses.get_many((c.channel_id, c.conversation_id) for c in chats.values())
-        for chat in chats.values():
-            address = addresses.get((chat.channel_id, chat.conversation_id))
-            if address is None:
-                continue
+        for address in personal_chats(tenant, ids[start:start + COUNT_PAGE_SIZE], services).values():
             if address.active:
                 known += 1
             else:

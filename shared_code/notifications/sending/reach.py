@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared_code.notifications.audience.organisation import directory_tenant
+from shared_code.notifications.audience.organisation import directory_tenant, personal_chats
 from shared_code.notifications.records.ledger import Delivery, DeliveryState, Finish, RecipientKey, Step
 from shared_code.notifications.sending.pacing import GraphPacer
 from shared_code.plumbing.errors import AppRejected, BadInput, ConfigError, NotFound, Throttled, Upstream
@@ -70,14 +70,8 @@ def organisation(notification: Notification, keys: list[RecipientKey] | tuple[Re
     settings = services.settings
     tenant = directory_tenant(notification.job.target, settings)
     seen = services.people.service_url(tenant)
-    org = Organisation(tenant, seen or settings.teams_service_url, service_url_trusted=True)
-    chats = services.people.find(tenant, [k.conversation_id for k in keys if is_object_id(k.conversation_id)])
-    addresses = services.addresses.get_many((c.channel_id, c.conversation_id) for c in chats.values())
-    for object_id, chat in chats.items():
-        address = addresses.get((chat.channel_id, chat.conversation_id))
-        if address is not None:
-            org.known[object_id] = address
-    return org
+    return Organisation(tenant, seen or settings.teams_service_url, service_url_trusted=True,
+                        known=personal_chats(tenant, [k.conversation_id for k in keys], services))
 
 
 def bot_id(services: NotificationServices) -> str:
