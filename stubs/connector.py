@@ -169,14 +169,16 @@ class ConnectorStub:
     - on_activity: called with (conversation id, activity) for every stored activity
       (the local chat shows them as they arrive).
     - limits: a ChannelLimits, the channel's per-tenant and per-conversation throttling
-      (or, for short, tenant_limit=50 and conversation_limits=True build one).
+      (or, for short, tenant_limit=50 and conversation_limits=True build one);
+    - numeric_ids: activity ids as Teams gives them in personal chats (epoch milliseconds, rising), not
+      opaque hex (read receipts compare them as numbers).
     """
 
     def __init__(self, *, latency: float = 0.0, faults: FaultPolicy | None = None,
                  token_check: Callable[[str], bool] | None = None,
                  on_activity: Callable[[str, dict[str, Any]], None] | None = None,
                  limits: ChannelLimits | None = None, tenant_limit: int | None = None,
-                 conversation_limits: bool = False) -> None:
+                 conversation_limits: bool = False, numeric_ids: bool = False) -> None:
         if limits is None and (tenant_limit is not None or conversation_limits):
             limits = ChannelLimits(tenant_limit, per_conversation=conversation_limits)
         self.limits = limits  # Teams' throttling (ChannelLimits); None: no limit
@@ -184,6 +186,8 @@ class ConnectorStub:
         self.faults = faults
         self.token_check = token_check
         self.on_activity = on_activity
+        self.numeric_ids = numeric_ids
+        self._last_numeric_id = 0
         self._lock = threading.Lock()
         self._activities: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._arrivals: dict[str, list[float]] = defaultdict(list)  # time.time() of each stored activity
@@ -346,7 +350,7 @@ class ConnectorStub:
             fault = self.limits.admit(conversation_id, body)
         if fault is not None:
             return fault.response()
-        activity_id = uuid.uuid4().hex
+        activity_id = self._new_activity_id()
         stored = dict(body, id=activity_id)
         if len(parts) == 6:
             stored["replyToId"] = unquote(parts[5])
@@ -356,6 +360,13 @@ class ConnectorStub:
         if self.on_activity is not None:
             self.on_activity(conversation_id, stored)
         return StubResponse(200, {"id": activity_id})
+
+    def _new_activity_id(self) -> str:
+        if not self.numeric_ids:
+            return uuid.uuid4().hex
+        with self._lock:
+            self._last_numeric_id = max(self._last_numeric_id + 1, int(time.time() * 1000))
+            return str(self._last_numeric_id)
 
     def _edit(self, request: StubRequest, parts: list[str]) -> StubResponse:
         """PUT (update in place) or DELETE one activity this stub created; 404 ActivityNotFoundInConversation

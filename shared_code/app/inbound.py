@@ -1,5 +1,5 @@
 """An activity at /api/messages: the bot's turn, with what happens after a send (acknowledgements,
-reactions) handled here, above both the conversation and the notifications."""
+reactions, read receipts) handled here, above both the conversation and the notifications."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from shared_code.app.services import Services
 from shared_code.conversation import turn
-from shared_code.notifications.after_send import acknowledgements
+from shared_code.notifications.after_send import acknowledgements, reads
 from shared_code.notifications.records.acknowledgements import How
 from shared_code.protocol import invoke
 from shared_code.protocol.activity import Activity, reference_from_activity
@@ -17,7 +17,8 @@ REFUSED = "This acknowledgement could not be recorded."
 
 
 def on_activity(data: Any, authorization: str | None, services: Services) -> invoke.InvokeResponse | None:
-    """Run the turn; an acknowledge click or a reaction is recorded on the way (once authenticated)."""
+    """Run the turn; an acknowledge click, a reaction or a read receipt is recorded on the way (once
+    authenticated: the turn refuses anything else before it gets here)."""
     return turn.on_activity(data, authorization, services,
                             intercept=lambda activity, trusted: after_send(activity, trusted, services))
 
@@ -26,6 +27,11 @@ def after_send(activity: Activity, trusted: bool, services: Services) -> invoke.
     if activity.type == "messageReaction":
         acknowledgements.record_reaction(activity, services)
         return None  # the turn goes on (the address is the turn's business)
+    if reads.is_receipt(activity):
+        last_read = reads.last_read(activity)
+        if last_read is not None:
+            reads.record_receipt(activity, last_read, services)
+        return invoke.HANDLED  # an event, not an invoke: 200 with no body, whatever its value held
     clicked = acknowledgements.clicked_notification(activity)
     if clicked is None:
         return None

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported lazily below: a function imports only what its pat
     from shared_code.conversation.survey import SurveyAnswerStore
     from shared_code.notifications.records.acknowledgements import AcknowledgementStore
     from shared_code.notifications.records.ledger import Ledger
+    from shared_code.notifications.records.reads import ReadStore
     from shared_code.notifications.records.store import NotificationStore
     from shared_code.protocol.connector import ConnectorClient
     from shared_code.protocol.graph import GraphClient
@@ -163,6 +164,12 @@ class Services:
         from shared_code.notifications.records.acknowledgements import AcknowledgementStore
 
         return AcknowledgementStore(self.table_service.get_table_client(self.settings.acknowledgements_table))
+
+    @cached_property
+    def reads(self) -> ReadStore:
+        from shared_code.notifications.records.reads import ReadStore
+
+        return ReadStore(self.table_service.get_table_client(self.settings.acknowledgements_table))
 
     def queue(self, name: str | None = None) -> QueueClient:
         from azure.storage.queue import QueueClient

@@ -128,7 +128,8 @@ def status(notification_id: str, services: NotificationServices) -> Answer:
         raise NotFound("no notification with that id")
     acks = services.acknowledgements
     return Answer(200, {**found.to_json(), "acknowledged": acks.count(notification_id),
-                        "reactions": acks.reaction_count(notification_id)})
+                        "reactions": acks.reaction_count(notification_id),
+                        "read": services.reads.count(notification_id)})
 
 
 def cancel(notification_id: str, services: NotificationServices) -> Answer:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # types only: none of these is imported when a notification r
 
     from shared_code.notifications.records.acknowledgements import AcknowledgementStore
     from shared_code.notifications.records.ledger import Ledger
+    from shared_code.notifications.records.reads import ReadStore
     from shared_code.notifications.records.store import NotificationStore
     from shared_code.protocol.graph import GraphClient
     from shared_code.storage.people import PeopleIndex
@@ -38,6 +39,9 @@ class NotificationServices(ConversationServices, Protocol):
 
     @property
     def acknowledgements(self) -> AcknowledgementStore: ...
+
+    @property
+    def reads(self) -> ReadStore: ...
 
     @property
     def people(self) -> PeopleIndex: ...

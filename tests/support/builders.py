@@ -102,3 +102,12 @@ def reaction(connector, conversation_id: str, reply_to_id: str, kind: str = "lik
     activity.update(type="messageReaction", replyToId=reply_to_id, reactionsAdded=[{"type": kind}])
     del activity["text"]
     return activity
+
+
+def read_receipt(connector, conversation_id: str, value: Any, user_id: str = "user-1") -> dict:
+    """Teams' read receipt in a personal chat; `value` is the event's value ({"lastReadMessageId": ...})."""
+    activity = message(connector.url, "", conversation_id=conversation_id, user_id=user_id)
+    activity.update(type="event", name="application/vnd.microsoft.readReceipt", value=value)
+    activity["conversation"]["conversationType"] = "personal"
+    del activity["text"]
+    return activity

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 RECIPIENT_COLUMNS = ("channel", "conversation", "user id", "user name", "locale", "state", "code", "sent at",
-                     "activity id", "acknowledged at", "reaction", "aad object id")
+                     "activity id", "acknowledged at", "reaction", "aad object id", "read at")
 ANSWER_COLUMNS = ("run id", "conversation", "user id", "question index", "question", "answer", "answered at")
 PAGE_SIZE = 200
 # A spreadsheet runs a cell that starts with one of these as a formula: user-written text must not.
@@ -47,13 +47,14 @@ def notification_report(notification_id: str, services: NotificationServices) ->
 
 
 def _recipient_rows(notification_id: str, page: list[dict[str, Any]], services: NotificationServices) -> list[list[str]]:
-    """One page of ledger rows joined with their addresses and acknowledgements (a few queries each)."""
+    """One page of ledger rows joined with their addresses, acknowledgements and reads (a few queries each)."""
     keys = [RecipientKey(row["ChannelId"], row["ConversationId"]) for row in page]
     # A person (a team's member, someone of the organisation) is keyed by who they are; their message went
     # to their chat (`SentTo`), which is the conversation shown.
     chats = [(k.channel_id, row.get("SentTo") or k.conversation_id) for k, row in zip(keys, page, strict=True)]
     addresses = services.addresses.get_many(chats)
     acknowledged = services.acknowledgements.acknowledged_many(notification_id, keys)
+    read = services.reads.read_many(notification_id, keys)
     out = []
     for key, chat, row in zip(keys, chats, page, strict=True):
         address = addresses.get(chat)
@@ -66,7 +67,7 @@ def _recipient_rows(notification_id: str, page: list[dict[str, Any]], services: 
         out.append([key.channel_id, chat[1], user.id if user else "", _text(user.name if user else ""),
                     address.reference.locale if address is not None else "", state, str(row.get("Code") or ""),
                     _time(sent_at), activity_id, _time(acknowledged.get(key)), _text(reaction),
-                    user.aad_object_id if user and user.aad_object_id else _person(key)])
+                    user.aad_object_id if user and user.aad_object_id else _person(key), _time(read.get(key))])
     return out
 
 

@@ -62,15 +62,30 @@ def sent_as(table: TableClient, notification_id: str, key: RecipientKey, activit
     return _sent(table, notification_id, key, " and ActivityId eq @activity", {"activity": activity_id})
 
 
+def sent_rows(table: TableClient, notification_id: str, keys: list[RecipientKey]) -> list[dict[str, Any]]:
+    """This notification's ledger rows of a sent message to any of `keys` (one query, whatever its pages)."""
+    return _sent_rows(table, notification_id, keys, "", {})
+
+
 def _sent(table: TableClient, notification_id: str, key: RecipientKey, clause: str, extra: dict[str, str]) -> bool:
+    return bool(_sent_rows(table, notification_id, [key], clause, extra))
+
+
+def _sent_rows(table: TableClient, notification_id: str, keys: list[RecipientKey], clause: str,
+               extra: dict[str, str]) -> list[dict[str, Any]]:
     query, parameters, prefix = _range(notification_id)
-    rows = table.query_entities(f"{query} and RowKey eq @row{clause}",
-                                parameters={**parameters, "row": key.row_key, **extra},
-                                select=["PartitionKey", "ChannelId", "ConversationId", "State"])
+    by_row = {key.row_key: key for key in keys}
+    # Spaces around the parentheses: the SDK finds parameters by splitting the filter on spaces.
+    rows_clause = " or ".join(f"RowKey eq @row{i}" for i in range(len(by_row)))
+    rows = table.query_entities(f"{query} and ( {rows_clause} ){clause}",
+                                parameters={**parameters, **{f"row{i}": r for i, r in enumerate(by_row)}, **extra},
+                                select=["PartitionKey", "RowKey", "ChannelId", "ConversationId", "State",
+                                        "ActivityId", "SentTo"])
     try:
-        return any(_belongs(row["PartitionKey"], prefix) and row.get("State") == DeliveryState.SENT.value
-                   and [row.get("ChannelId"), row.get("ConversationId")] == key.to_json() for row in rows)
+        return [row for row in rows if _belongs(row["PartitionKey"], prefix)
+                and row.get("State") == DeliveryState.SENT.value and row["RowKey"] in by_row
+                and [row.get("ChannelId"), row.get("ConversationId")] == by_row[row["RowKey"]].to_json()]
     except ResourceNotFoundError as error:
         if is_table_missing(error):
-            return False
+            return []
         raise

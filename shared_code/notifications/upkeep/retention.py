@@ -13,6 +13,7 @@ from azure.core.exceptions import HttpResponseError
 from shared_code.notifications.audience import member_index
 from shared_code.notifications.records.acknowledgements import NOTIFICATION_REACTION_PREFIX
 from shared_code.notifications.records.ledger import partition_key
+from shared_code.notifications.records.reads import partitions_of as read_partitions
 from shared_code.notifications.records.store import NOTIFICATION_ROW, PAGE_PREFIX, NotificationState
 from shared_code.storage.keys import encode_key
 from shared_code.storage.tables import delete_partition, is_table_missing
@@ -37,7 +38,7 @@ def purge(services: NotificationServices, *, now: datetime | None = None, page_s
 
     Addresses unseen for AddressRetentionDays (0 = keep); notifications created more than
     DeliveryRetentionDays ago and finished (0 = keep), with their page summaries, ledger,
-    acknowledgements and reactions; reactions older than DeliveryRetentionDays.
+    acknowledgements, reactions and reads; reactions older than DeliveryRetentionDays.
     """
     settings = services.settings
     now = (now or services.clock()).astimezone(UTC)
@@ -76,6 +77,8 @@ def purge_notification(services: NotificationServices, notification_id: str, *, 
     acknowledgements = services.table_service.get_table_client(services.settings.acknowledgements_table)
     delete_partition(acknowledgements, pk, page_size=page_size)  # who acknowledged: user data, kept no longer
     delete_partition(acknowledgements, NOTIFICATION_REACTION_PREFIX + pk, page_size=page_size)  # who reacted
+    for partition in read_partitions(notification_id):  # who read it, and how many
+        delete_partition(acknowledgements, partition, page_size=page_size)
     delete_partition(store.table, member_index.partition_of(notification_id), page_size=page_size)  # a team's
     delete_partition(store.table, pk, page_size=page_size, keep_last=NOTIFICATION_ROW)
     return deliveries

@@ -14,7 +14,7 @@ from shared_code.conversation.survey import SurveyAnswer
 from shared_code.protocol.activity import ChannelAccount, ConversationAccount, ConversationReference
 from shared_code.storage.keys import encode_key
 from stubs.connector import Fault
-from tests.support.builders import http_request, message
+from tests.support.builders import http_request, message, read_receipt
 from tests.support.notify_calls import call, drain, seed, status
 
 
@@ -54,7 +54,7 @@ def test_the_report_has_one_row_per_recipient_with_state_user_locale_and_acknowl
     assert 'filename="weekly.csv"' in response.headers["Content-Disposition"]
     assert response.get_body().decode().splitlines()[0] == (
         "channel,conversation,user id,user name,locale,state,code,sent at,activity id,acknowledged at,reaction,"
-        "aad object id")
+        "aad object id,read at")
     by_conversation = {row["conversation"]: row for row in rows(response)}
     assert set(by_conversation) == {"c-1", "c-2", "c-3"}
     assert {k: by_conversation["c-2"][k] for k in ("channel", "user id", "user name", "locale", "state")} == {
@@ -97,6 +97,18 @@ def test_the_report_shows_a_reaction_once_the_ledger_keeps_the_activity_id(app_e
     [row] = rows(report("reacted"))
 
     assert (row["activity id"], row["reaction"]) == (sent["id"], "heart")
+
+
+def test_the_report_shows_when_a_recipient_read_the_message(app_env, connector):
+    seed(connector, {"c-1": "en-US"})
+    sent = call("POST", {"id": "read-1", "text": "hello", "to": {"conversation": "c-1"}})
+    receipt = read_receipt(connector, "c-1", {"lastReadMessageId": json.loads(sent.get_body())["id"]})
+    MessagesFunction.main(http_request("POST", "http://localhost/api/messages", receipt))
+
+    [row] = rows(report("read-1"))
+
+    assert row["conversation"] == "c-1"
+    assert datetime.fromisoformat(row["read at"]).tzinfo is not None
 
 
 def test_a_user_name_that_a_spreadsheet_would_run_is_written_as_text(app_env, connector):
