@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Lowest first: a package may import itself and those before it.
-LAYERS = ("plumbing", "protocol", "storage", "conversation", "notifications", "app")
+LAYERS = ("plumbing", "protocol", "storage", "conversation", "notifications", "portal", "app")
 # Inside notifications, lowest first: a room may import itself and those before it. `api` and
 # `queue_runner` are the package's entry points and share the top.
 NOTIFICATION_ROOMS = ("jobs", "records", "ports", "audience", "sending", "after_send", "upkeep",

@@ -35,6 +35,12 @@ class Unauthorized(AppError):
     code = "unauthorized"
 
 
+class Forbidden(AppError):
+    """Signed in, but not allowed to do this (the authors' page: a role that does not cover the request)."""
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(AppError):
     status = 404
     code = "not_found"
