@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # imported lazily below: a function imports only what its pat
     from shared_code.conversation.state import DialogStateStore
     from shared_code.conversation.survey import SurveyAnswerStore
     from shared_code.notifications.records.acknowledgements import AcknowledgementStore
+    from shared_code.notifications.records.catalogue import Catalogue
     from shared_code.notifications.records.ledger import Ledger
     from shared_code.notifications.records.reads import ReadStore
     from shared_code.notifications.records.store import NotificationStore
@@ -170,6 +171,12 @@ class Services:
         from shared_code.notifications.records.reads import ReadStore
 
         return ReadStore(self.table_service.get_table_client(self.settings.acknowledgements_table))
+
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        from shared_code.notifications.records.catalogue import Catalogue
+
+        return Catalogue(self.table_service.get_table_client(self.settings.notifications_table))
 
     def queue(self, name: str | None = None) -> QueueClient:
         from azure.storage.queue import QueueClient

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -25,9 +26,10 @@ from shared_code.notifications.jobs import (
     parse_edit,
     parse_job,
 )
+from shared_code.notifications.records.catalogue import Action, Actor, summary_of
 from shared_code.notifications.records.ledger import DeliveryState, RecipientKey
-from shared_code.notifications.records.store import NotificationState, counts_of, payload_hash
-from shared_code.plumbing import limits
+from shared_code.notifications.records.store import Notification, NotificationState, Status, counts_of, payload_hash
+from shared_code.plumbing import limits, tracing
 from shared_code.plumbing.errors import AppError, BadInput, Conflict, NotFound
 from shared_code.storage.addresses import Address
 
@@ -43,6 +45,35 @@ class Answer:
     body: dict[str, Any]
 
 
+def route(method: str, notification_id: str, action: str, read_body: Callable[[], dict[str, Any]],
+          services: NotificationServices, *, query: Mapping[str, str], request_url: str = "") -> Answer:
+    """/api/notify[/{id}[/recall]] with a function key: which of the calls below a request is (the CSV reports
+    are the adapter's: they answer with a file)."""
+    if method == "POST" and not notification_id:
+        return traced_notify(read_body, services, request_url=request_url)
+    if method == "GET" and not notification_id:
+        return list_notifications(services, query)
+    if method == "GET" and notification_id and not action:
+        return status(notification_id, services)
+    if method == "DELETE" and notification_id and not action:
+        return cancel(notification_id, services)
+    if method == "PATCH" and notification_id and not action:
+        return edit(notification_id, read_body(), services)
+    if method == "POST" and notification_id and action == "recall":
+        return recall(notification_id, services)
+    raise BadInput("use POST or GET /api/notify, GET, PATCH or DELETE /api/notify/{id}, POST .../recall, "
+                   "GET .../report or .../audit")
+
+
+def traced_notify(read_body: Callable[[], dict[str, Any]], services: NotificationServices, *, request_url: str = "",
+                  actor: Actor | None = None) -> Answer:
+    """`notify` in a span that starts the notification's trace (its queue jobs carry it on)."""
+    with tracing.span(tracing.NOTIFY, {"http.request.method": "POST"}) as span:
+        answer = notify(read_body(), services, request_url=request_url, actor=actor)
+        span.set({tracing.NOTIFICATION_ID: answer.body.get("id"), "http.response.status_code": answer.status})
+    return answer
+
+
 def find_address(conversation_id: str, services: NotificationServices) -> Address:
     address = services.addresses.get(conversation_id)
     if address is None:
@@ -50,11 +81,14 @@ def find_address(conversation_id: str, services: NotificationServices) -> Addres
     return address
 
 
-def notify(data: dict[str, Any], services: NotificationServices, *, request_url: str = "") -> Answer:
+def notify(data: dict[str, Any], services: NotificationServices, *, request_url: str = "",
+           actor: Actor | None = None) -> Answer:
     """POST /api/notify. One conversation and a message: sent now (200 with the activity id).
     One conversation and a dialog: started now (200 with {"started": bool}). Anything else, and
     anything with `notBefore`: a notification, idempotent on the caller's `id`, on the queue (202).
-    `"dryRun": true`: nothing is sent or stored; 200 with how many it would reach and a sample."""
+    `"dryRun": true`: nothing is sent or stored; 200 with how many it would reach and a sample.
+    `actor` (a function key's service when None) is kept in the catalogue as the notification's author."""
+    actor = actor or Actor.service()
     dry_run = data.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise BadInput("dryRun must be true or false")
@@ -69,12 +103,13 @@ def notify(data: dict[str, Any], services: NotificationServices, *, request_url:
         activity_id = _already_sent(job, address, services) if named else None
         if activity_id is None:
             activity_id = send_localized(address, job.localized(), services, locale=job.locale)
-            _record_single(job if named else replace(job, id=activity_id or job.id), address, activity_id, services)
+            _record_single(job if named else replace(job, id=activity_id or job.id), address, activity_id, services,
+                           actor)
         return Answer(200, {"id": activity_id, "conversation": address.conversation_id})
     if at_once and job.kind is JobKind.DIALOG:
         return Answer(200, start_dialog(job, services))
     _check_target_exists(job, services)
-    notification, created = fanout.start(check_storable(job), services)
+    notification, created = fanout.start(check_storable(job), services, actor=actor)
     base = _base_url(request_url, services)
     return Answer(202, {"id": notification.id, "status": f"{base}/api/notify/{quote(notification.id, safe='')}",
                         "created": created})
@@ -95,13 +130,15 @@ def _already_sent(job: Job, address: Address, services: NotificationServices) ->
     return record.activity_id if record is not None and record.state is DeliveryState.SENT else None
 
 
-def _record_single(job: Job, address: Address, activity_id: str, services: NotificationServices) -> None:
+def _record_single(job: Job, address: Address, activity_id: str, services: NotificationServices,
+                   actor: Actor) -> None:
     """Keep a single send as a one-recipient notification with its ledger row, so it can be edited or recalled
     like a broadcast: named by the caller's id, else by the activity id the answer carries. Five table writes.
     The message is out: a failure to record it is logged, never the caller's error."""
     store, key = services.notifications, RecipientKey(address.channel_id, address.conversation_id)
     try:
-        store.create(check_storable(job))
+        notification, _ = store.create(check_storable(job))
+        services.catalogue.add(job.id, notification.created_at or services.clock(), actor, summary_of(job))
         page = store.claim_page(job.id, SINGLE_PAGE, [key], None)
         record = services.ledger.record_sent(job.id, SINGLE_PAGE, key, activity_id)
         store.mark_scan_done(job.id)
@@ -121,27 +158,38 @@ def start_dialog(job: Job, services: NotificationServices) -> dict[str, Any]:
 
 
 def status(notification_id: str, services: NotificationServices) -> Answer:
-    """GET /api/notify/{id}: exact counts, summed over the page summaries (never the deliveries)."""
+    """GET /api/notify/{id}: exact counts, summed over the page summaries (never the deliveries), and who
+    created and changed it (the catalogue's row: one read more)."""
     limits.identifier(notification_id, "id", MAX_ID_LENGTH)
     found = services.notifications.status(notification_id)
     if found is None:
         raise NotFound("no notification with that id")
-    acks = services.acknowledgements
-    return Answer(200, {**found.to_json(), "acknowledged": acks.count(notification_id),
-                        "reactions": acks.reaction_count(notification_id),
-                        "read": services.reads.count(notification_id)})
+    return Answer(200, _status_json(found, services))
 
 
-def cancel(notification_id: str, services: NotificationServices) -> Answer:
+def _status_json(found: Status, services: NotificationServices) -> dict[str, Any]:
+    acks, notification = services.acknowledgements, found.notification
+    body = {**found.to_json(), "acknowledged": acks.count(notification.id),
+            "reactions": acks.reaction_count(notification.id), "read": services.reads.count(notification.id)}
+    entry = services.catalogue.get(notification.id, notification.created_at) if notification.created_at else None
+    if entry is not None:
+        body.update({"createdBy": entry.created_by.to_json(), "summary": entry.summary, "audit": list(entry.audit)})
+    return body
+
+
+def cancel(notification_id: str, services: NotificationServices, *, actor: Actor | None = None) -> Answer:
     """DELETE /api/notify/{id}: stop what has not been sent yet (page jobs check before sending)."""
     limits.identifier(notification_id, "id", MAX_ID_LENGTH)
-    if services.notifications.get(notification_id) is None:
+    notification = services.notifications.get(notification_id)
+    if notification is None:
         raise NotFound("no notification with that id")
     services.notifications.stop(notification_id, NotificationState.CANCELLED, "cancelled by the caller")
+    _audit(notification, Action.CANCELLED, actor, services)
     return status(notification_id, services)
 
 
-def edit(notification_id: str, data: dict[str, Any], services: NotificationServices) -> Answer:
+def edit(notification_id: str, data: dict[str, Any], services: NotificationServices, *,
+         actor: Actor | None = None) -> Answer:
     """PATCH /api/notify/{id}: new content for a notification; every delivered message is updated through
     the queue, and whoever is not sent yet gets it. 202 with the status; 404 unknown, 409 recalled, 400 bad."""
     limits.identifier(notification_id, "id", MAX_ID_LENGTH)
@@ -149,14 +197,64 @@ def edit(notification_id: str, data: dict[str, Any], services: NotificationServi
         raise BadInput("the body's id, if given, must be the notification's")
     change = parse_edit({**data, "id": notification_id}, require_version=False)
     edits.edit(change, services)
+    _audit(services.notifications.get(notification_id), Action.EDITED, actor, services)
     return Answer(202, status(notification_id, services).body)
 
 
-def recall(notification_id: str, services: NotificationServices) -> Answer:
+def recall(notification_id: str, services: NotificationServices, *, actor: Actor | None = None) -> Answer:
     """POST /api/notify/{id}/recall: stop what has not been sent and delete every delivered message. 202."""
     limits.identifier(notification_id, "id", MAX_ID_LENGTH)
     edits.recall(notification_id, services)
+    _audit(services.notifications.get(notification_id), Action.RECALLED, actor, services)
     return Answer(202, status(notification_id, services).body)
+
+
+def _audit(notification: Notification | None, action: Action, actor: Actor | None,
+           services: NotificationServices) -> None:
+    if notification is not None and notification.created_at is not None:
+        services.catalogue.record(notification.id, notification.created_at, action, actor or Actor.service(),
+                                  services.clock())
+
+
+LIST_LIMIT = 100  # notifications in one answer of GET /api/notify
+LIST_SCAN = 500  # catalogue rows read at most for one answer, when a state filter skips many
+
+
+def list_notifications(services: NotificationServices, query: Mapping[str, str], *,
+                       author_id: str | None = None) -> Answer:
+    """GET /api/notify?limit=&after=&state=&author=: the newest notifications first, each with its status,
+    `limit` (20) at a time; `next` is the `after` of the following page (absent on the last). `state` keeps one
+    state (running, scheduled, done, stopped, cancelled), `author` (or `author_id`, which wins) one author's: an
+    Entra object id, "" for services'. A page costs a catalogue query and a status query per notification."""
+    try:
+        limit = int(query.get("limit") or 20)
+    except ValueError:
+        raise BadInput("limit must be a number") from None
+    after, state = query.get("after") or "", query.get("state") or ""
+    if author_id is None:
+        author_id = query.get("author")
+    if not 1 <= limit <= LIST_LIMIT:
+        raise BadInput(f"limit must be between 1 and {LIST_LIMIT}")
+    if state and state not in {s.value for s in NotificationState}:
+        raise BadInput("state must be one of " + ", ".join(s.value for s in NotificationState))
+    if after and (len(after) > 600 or not after.replace(".", "").replace("-", "").replace("_", "").isalnum()):
+        raise BadInput("after must be the `next` of a previous answer")
+    items: list[dict[str, Any]] = []
+    last, scanned, more = after, 0, False
+    for entry in services.catalogue.newest(after=after, author_id=author_id, page_size=min(LIST_SCAN, limit * 2)):
+        if len(items) == limit or scanned == LIST_SCAN:
+            more = True
+            break
+        scanned += 1
+        last = entry.row_key
+        found = services.notifications.status(entry.notification_id)
+        if found is None or (state and found.state.value != state):
+            continue
+        items.append(_status_json(found, services))
+    body: dict[str, Any] = {"notifications": items}
+    if more:
+        body["next"] = last
+    return Answer(200, body)
 
 
 def resolve_team_target(job: Job, services: NotificationServices) -> Job:
@@ -199,4 +297,5 @@ def _base_url(request_url: str, services: NotificationServices) -> str:
     return services.settings.public_base_url.rstrip("/")
 
 
-__all__ = ["Answer", "cancel", "edit", "notify", "recall", "resolve_team_target", "status", "teams"]
+__all__ = ["Answer", "cancel", "edit", "list_notifications", "notify", "recall", "resolve_team_target", "status",
+           "teams"]

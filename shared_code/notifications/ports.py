@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # types only: none of these is imported when a notification r
     from azure.data.tables import TableServiceClient
 
     from shared_code.notifications.records.acknowledgements import AcknowledgementStore
+    from shared_code.notifications.records.catalogue import Catalogue
     from shared_code.notifications.records.ledger import Ledger
     from shared_code.notifications.records.reads import ReadStore
     from shared_code.notifications.records.store import NotificationStore
@@ -42,6 +43,9 @@ class NotificationServices(ConversationServices, Protocol):
 
     @property
     def reads(self) -> ReadStore: ...
+
+    @property
+    def catalogue(self) -> Catalogue: ...
 
     @property
     def people(self) -> PeopleIndex: ...

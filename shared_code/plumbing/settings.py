@@ -80,6 +80,15 @@ class Settings:
     # instances together; Graph allows 30 (Teams service limits): two slots of margin, as 48 leaves of 50 (at 29 a
     # late wake-up met a 429 about once in 300 reads, each costing the tenant a pause and a quarter of its rate).
     graph_rate_per_second: float = 28.0
+    # The authors' page (shared_code/portal). WEBSITE_AUTH_ENABLED is App Service's own: "True" when App Service
+    # Authentication (Easy Auth) is on; the page's API trusts the platform's principal header only then.
+    website_auth_enabled: bool = False
+    portal_client_id: str = ""  # PortalClientId: the app registration authors sign in with (its ID token is checked)
+    portal_openid_metadata_url: str = ""  # PortalOpenIdMetadataUrl; empty: Entra's, for MicrosoftAppTenantId
+    portal_authors_group_id: str = ""  # PortalAuthorsGroupId: members are Authors (besides the app role)
+    portal_admins_group_id: str = ""  # PortalAdminsGroupId: members are Admins (besides the app role)
+    # PortalAuthorAudiences: the audiences an Author may send to (Admins: every audience)
+    portal_author_audiences: tuple[str, ...] = ("conversation", "user", "team", "teamChannel", "group", "users")
 
     @property
     def local_mode(self) -> bool:
@@ -148,6 +157,12 @@ SETTING_NAMES: dict[str, str] = {
     "teams_service_url": "TeamsServiceUrl",
     "people_table": "PeopleTableName",
     "graph_rate_per_second": "GraphRatePerSecond",
+    "website_auth_enabled": "WEBSITE_AUTH_ENABLED",
+    "portal_client_id": "PortalClientId",
+    "portal_openid_metadata_url": "PortalOpenIdMetadataUrl",
+    "portal_authors_group_id": "PortalAuthorsGroupId",
+    "portal_admins_group_id": "PortalAdminsGroupId",
+    "portal_author_audiences": "PortalAuthorAudiences",
 }
 
 

@@ -28,6 +28,7 @@ T = TypeVar("T")
 
 RECIPIENT_COLUMNS = ("channel", "conversation", "user id", "user name", "locale", "state", "code", "sent at",
                      "activity id", "acknowledged at", "reaction", "aad object id", "read at")
+AUDIT_COLUMNS = ("notification", "action", "by", "by id", "at")
 ANSWER_COLUMNS = ("run id", "conversation", "user id", "question index", "question", "answer", "answered at")
 PAGE_SIZE = 200
 # A spreadsheet runs a cell that starts with one of these as a formula: user-written text must not.
@@ -99,6 +100,28 @@ def survey_answers_report(run_id: str, services: NotificationServices) -> bytes:
             raise
     if writer.rows == 0:
         raise NotFound("no answers for that survey run")
+    return writer.body()
+
+
+def for_notification(kind: str, notification_id: str, services: NotificationServices) -> tuple[bytes, str]:
+    """GET /api/notify/{id}/report or /audit: (the CSV, its file name)."""
+    if kind == "report":
+        return notification_report(notification_id, services), f"{notification_id}.csv"
+    return audit_report(notification_id, services), f"{notification_id}-audit.csv"
+
+
+NOTIFICATION_REPORTS = ("report", "audit")
+
+
+def audit_report(notification_id: str, services: NotificationServices) -> bytes:
+    """Who created the notification and who edited, recalled or cancelled it, oldest first (AUDIT_COLUMNS)."""
+    notification = services.notifications.get(notification_id)
+    if notification is None:
+        raise NotFound("no notification with that id")
+    entry = services.catalogue.get(notification_id, notification.created_at) if notification.created_at else None
+    writer = _CsvBody(AUDIT_COLUMNS)
+    writer.write([_text(notification_id), item.get("action", ""), _text(item.get("by", "")), item.get("byId", ""),
+                  item.get("at", "")] for item in (entry.audit if entry else ()))
     return writer.body()
 
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from shared_code.notifications import jobs
 from shared_code.notifications.audience import member_index, organisation, roster
 from shared_code.notifications.jobs import Job, TargetKind
+from shared_code.notifications.records.catalogue import Actor, summary_of
 from shared_code.notifications.records.ledger import DeliveryState, RecipientKey
 from shared_code.notifications.records.store import (
     Notification,
@@ -46,6 +47,7 @@ from shared_code.notifications.records.store import (
     PageRecord,
     counts_of,
 )
+from shared_code.plumbing import tracing
 from shared_code.plumbing.errors import BadInput, NotFound, RecipientGone
 from shared_code.storage import queues
 
@@ -126,8 +128,10 @@ def seconds_until(when: datetime | None, now: datetime) -> int:
     return max(0, math.ceil((when - now).total_seconds()))
 
 
-def start(job: Job, services: NotificationServices, *, now: datetime | None = None) -> tuple[Notification, bool]:
+def start(job: Job, services: NotificationServices, *, now: datetime | None = None,
+          actor: Actor | None = None) -> tuple[Notification, bool]:
     """Record the notification (idempotent on its id) and queue its first scan; (notification, created).
+    The catalogue lists it, `actor` (a service, by default) as its author.
 
     Re-queueing the first scan for an existing, unfinished notification is harmless (each
     scan step is a no-op once done) and finishes one whose creator died before queueing it.
@@ -136,9 +140,11 @@ def start(job: Job, services: NotificationServices, *, now: datetime | None = No
     now = now or services.clock()
     delay = seconds_until(job.not_before, now)
     notification, created = services.notifications.create(job, scheduled=delay > 0, parked=delay > MAX_QUEUE_DELAY,
-                                                          created_at=now)
+                                                          created_at=now, trace_parent=tracing.current_traceparent() or "")
     if notification.open and not notification.scan_done and not notification.parked:
         jobs.enqueue(ScanJob(job.id).to_json(), services, delay_seconds=delay)
+    # Also when not created: a retry after a crash between the two writes still lists it (the first author stays).
+    services.catalogue.add(job.id, notification.created_at or now, actor or Actor.service(), summary_of(job))
     return notification, created
 
 

@@ -65,6 +65,7 @@ def purge_notification(services: NotificationServices, notification_id: str, *, 
     store = services.notifications
     ledger_table = services.ledger.table
     pk = encode_key(notification_id)
+    notification = store.get(notification_id)
     deliveries = 0
     rows = store.table.query_entities("PartitionKey eq @pk", parameters={"pk": pk}, select=["RowKey"],
                                       results_per_page=page_size)
@@ -80,6 +81,8 @@ def purge_notification(services: NotificationServices, notification_id: str, *, 
     for partition in read_partitions(notification_id):  # who read it, and how many
         delete_partition(acknowledgements, partition, page_size=page_size)
     delete_partition(store.table, member_index.partition_of(notification_id), page_size=page_size)  # a team's
+    if notification is not None and notification.created_at is not None:  # its line in the list, and audit trail
+        services.catalogue.remove(notification_id, notification.created_at)
     delete_partition(store.table, pk, page_size=page_size, keep_last=NOTIFICATION_ROW)
     return deliveries
 
