@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 def main(msg: func.QueueMessage, context: func.Context = None) -> None:
     with telemetry.track(log, "NotifyQueueFunction", getattr(context, "invocation_id", None),
                          message_id=msg.id, dequeue_count=msg.dequeue_count) as outcome:
-        handled = queue_runner.handle_queue_message(msg.get_body(), services.get(), message_id=msg.id or "")
+        handled = queue_runner.handle_queue_message(msg.get_body(), services.get(), message_id=msg.id or "",
+                                                    enqueued_at=msg.insertion_time)
         outcome.set(kind=handled.kind, notification_id=handled.notification_id)
         if handled.poisoned:
             outcome.refused(handled.poisoned, poisoned=True)

@@ -14,6 +14,9 @@ from shared_code.plumbing.settings import storage_names
 from stubs.connector import ConnectorStub
 from stubs.token import TokenStub
 
+# `telemetry`: spans and metrics in memory (the SDK is imported only by the tests that ask for it).
+pytest_plugins = ["tests.support.otel"]
+
 
 @pytest.fixture(scope="session")
 def storage_connection() -> Iterator[str]:

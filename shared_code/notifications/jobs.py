@@ -20,6 +20,9 @@ The organisation, through Microsoft Graph (audience/organisation.py, sending/rea
 notification keeps the list in rows of its own, its record `{"users": {"listed": n}}`), each with an
 optional `"tenant"` beside it, and `{"tenant": "<tenant id>"}` with an optional `"includeGuests": true`.
 
+Any job may carry `traceparent` (W3C Trace Context: its spans join that trace; a malformed one is ignored)
+and `delay` (seconds it was queued delayed by, set by the app); neither changes what it asks.
+
 `channelId` is a Bot Framework channel (msteams, webchat), not a Teams channel; `channel` is its first
 name, still read. `team` is every current member of a Teams team, each once in their personal chat
 (the fan-out reads the roster a page at a time and creates a chat for a member who has none);
@@ -43,7 +46,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from shared_code.plumbing import limits
+from shared_code.plumbing import limits, tracing
 from shared_code.plumbing.errors import BadInput
 from shared_code.protocol.content import (
     ACK_DEFAULT_TITLE,
@@ -63,6 +66,10 @@ VERSION = 1
 MAX_TEXT_BYTES = MAX_CONTENT_BYTES  # the connector refuses larger messages (MessageSizeTooBig)
 MAX_ID_LENGTH = 200
 KNOWN_DIALOGS = frozenset({"survey"})
+# Envelope fields any job may carry, never part of what it asks: the W3C trace context of the notification's
+# trace (a malformed one is ignored: plumbing/tracing.py), and the seconds it was put on the queue delayed by.
+TRACEPARENT = tracing.TRACEPARENT
+DELAY = "delay"
 MAX_ACK_TITLE = 100
 # Wire names of the content fields beyond plain `text`, kept as given (validated by parse_content).
 CONTENT_FIELDS = ("attachments", "suggestedActions", "defaultLocale")
@@ -307,7 +314,7 @@ def parse_edit(data: Any, *, require_version: bool = True) -> EditJob:
     if not isinstance(job_id, str) or not job_id or len(job_id) > MAX_ID_LENGTH:
         raise BadInput(f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
     limits.identifier(job_id, "id", MAX_ID_LENGTH)
-    unknown = sorted(set(data) - {"v", "kind", "id", *EDITABLE_FIELDS})
+    unknown = sorted(set(data) - {"v", "kind", "id", TRACEPARENT, DELAY, *EDITABLE_FIELDS})
     if unknown:
         raise BadInput(f"an edit changes the content only ({', '.join(EDITABLE_FIELDS)}); not {', '.join(unknown)}")
     changes = {name: data[name] for name in EDITABLE_FIELDS if data.get(name) is not None}
@@ -373,7 +380,13 @@ def check_storable(job: Job) -> Job:
 
 
 def enqueue(data: dict[str, Any], services: ConversationServices, *, delay_seconds: float = 0, queue_name: str | None = None) -> None:
-    """Put a job on the jobs queue, invisible for `delay_seconds` (the serverless setTimeout)."""
+    """Put a job on the jobs queue, invisible for `delay_seconds` (the serverless setTimeout).
+
+    The job carries the current span's `traceparent` (its notification's trace; plumbing/tracing.py) and its
+    `delay`, so the age of a job when picked up counts from when it was due."""
+    data = tracing.with_traceparent(data)
+    if delay_seconds > 0:
+        data = {**data, DELAY: int(round(delay_seconds))}
     queues.send(services.queue(queue_name), data, delay_seconds)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared_code.notifications import jobs
@@ -12,7 +14,7 @@ from shared_code.notifications.after_send import edits
 from shared_code.notifications.audience import fanout
 from shared_code.notifications.jobs import EditJob, Job, JobKind
 from shared_code.notifications.sending import watch
-from shared_code.plumbing import limits
+from shared_code.plumbing import limits, tracing
 from shared_code.plumbing.errors import (
     AppRejected,
     BadInput,
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MESSAGING_SYSTEM = "azure_storage_queues"  # semantic conventions list no value for Azure Storage queues
 # What no retry can change: the job itself is wrong, or what it asks for is refused for good.
 FINAL_ERRORS = (BadInput, NotFound, AppRejected, Conflict, RecipientGone, TooLarge, UntrustedServiceUrl)
 # Errors only data can cause (text that cannot be encoded, a date out of range, runaway nesting):
@@ -48,13 +51,17 @@ class Handled:
     poisoned: str = ""  # the reason, when the message went to the poison queue
 
 
-def handle_queue_message(body: bytes, services: NotificationServices, *, message_id: str = "") -> Handled:
+def handle_queue_message(body: bytes, services: NotificationServices, *, message_id: str = "",
+                         enqueued_at: datetime | None = None) -> Handled:
     """Run one queue message. Raises only for what a retry can fix (the host retries, then poisons);
     a message that can never succeed goes to the poison queue at once, with the reason.
 
     `message_id` (the queue's own id, the same on every delivery of a message) names the
     notification of a public job that carries no `id`, so a redelivered job is not a second one.
+    `enqueued_at` (the message's insertion time) gives the job's age when picked up, a metric.
+    The job runs in a span of its notification's trace (the job's `traceparent`; plumbing/tracing.py).
     """
+    picked_up = time.perf_counter()
     try:
         if len(body) > queues.MAX_QUEUE_MESSAGE_BYTES:
             raise BadInput(f"the queue message is larger than {queues.MAX_QUEUE_MESSAGE_BYTES // 1024} KiB")
@@ -77,8 +84,16 @@ def handle_queue_message(body: bytes, services: NotificationServices, *, message
     else:
         kind = jobs.EDIT_KIND if isinstance(work, EditJob) else type(work).__name__.removesuffix("Job").lower()
     notification_id = work.id if isinstance(work, Job | EditJob) else work.notification
+    _record_age(data, kind, enqueued_at)
     try:
-        run(work, services)
+        page = f"{work.index:06d}" if isinstance(work, fanout.ScanJob) else getattr(work, "page", None)
+        with tracing.job_span(tracing.JOB.format(kind=kind), data.get(jobs.TRACEPARENT), {
+            tracing.NOTIFICATION_ID: notification_id, tracing.JOB_KIND: kind, tracing.PAGE: page,
+            tracing.ATTEMPT: getattr(work, "attempt", None), "messaging.system": MESSAGING_SYSTEM,
+            "messaging.operation.type": "process", "messaging.destination.name": services.settings.jobs_queue,
+            "messaging.message.id": message_id or None,
+        }):
+            run(work, services)
     except FINAL_ERRORS as final:
         reason = poison(body, f"{final.code}: {final.message}", services)
         log.warning("job cannot succeed, moved to poison: %s", reason)
@@ -87,7 +102,21 @@ def handle_queue_message(body: bytes, services: NotificationServices, *, message
         log.error("job failed on its own content, moved to poison: %s", type(error).__name__, exc_info=True)
         reason = poison(body, f"unprocessable: {type(error).__name__}", services)
         return Handled(kind, notification_id, poisoned=reason)
+    finally:
+        tracing.record(tracing.PROCESS_DURATION, time.perf_counter() - picked_up,
+                       {"messaging.system": MESSAGING_SYSTEM, "messaging.operation.name": "process",
+                        tracing.JOB_KIND: kind})
     return Handled(kind, notification_id)
+
+
+def _record_age(data: dict[str, Any], kind: str, enqueued_at: datetime | None) -> None:
+    """How long the job waited once due: from its insertion plus the delay it was queued with."""
+    if enqueued_at is None or not tracing.active():
+        return
+    delay = data.get(jobs.DELAY)
+    delay = delay if isinstance(delay, int) and not isinstance(delay, bool) and 0 <= delay <= 7 * 24 * 3600 else 0
+    age = (datetime.now(UTC) - enqueued_at.astimezone(UTC)).total_seconds() - delay
+    tracing.record(tracing.JOB_AGE, max(0.0, age), {tracing.JOB_KIND: kind})
 
 
 def poison(body: bytes, reason: str, services: NotificationServices) -> str:

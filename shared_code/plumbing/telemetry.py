@@ -10,6 +10,7 @@ Application Insights, e.g.
 `traces | where message startswith "outcome=" | parse-kv message as (function:string, outcome:string, duration_ms:long) with (pair_delimiter=" ", kv_delimiter="=", quote='"')`.
 Every value goes through `redact` first: bearer tokens, JWTs, Authorization values and
 password/secret/key values never reach a log line; user and conversation ids are replaced too.
+`safe_attributes` is the same filter for span and metric attributes (plumbing/tracing.py).
 
 The Python worker logs at INFO and forwards every record to the host: `quiet_sdk_loggers` keeps
 the Azure SDK's per-request lines (whose URLs hold table keys, i.e. encoded conversation ids) and
@@ -18,6 +19,7 @@ urllib3's out of it, whatever host runs the app.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -225,6 +227,38 @@ class track:  # lower case: it reads as a verb at the call site, `with telemetry
             self._fields.setdefault("operation_id", getattr(exc, "operation_id", None) or None)
         self.line = log_outcome(self._logger, self._function, self._invocation_id, self._outcome,
                                 started=self._started, clock=self._clock, **self._fields)
+
+
+AttributeValue = str | bool | int | float | tuple[str, ...]
+
+
+def safe_attributes(attributes: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    """Span and metric attributes through the same filter as a log line: a secret-named key keeps only
+    [redacted], a value holding a credential or a Teams user or conversation id is replaced; None is left out.
+
+    Strings are filtered once each (a cache: the same codes, tenants and notification ids come back)."""
+    clean: dict[str, AttributeValue] = {}
+    for key, value in attributes.items():
+        if value is None:
+            continue
+        if _is_secret_key(key):
+            clean[key] = REDACTED
+        elif isinstance(value, Enum):
+            clean[key] = _safe_text(str(value.value))
+        elif isinstance(value, bool | int | float):
+            clean[key] = value
+        elif isinstance(value, list | tuple | set | frozenset):
+            clean[key] = tuple(_safe_text(str(item)) for item in value)
+        else:
+            clean[key] = _safe_text(str(value))
+    return clean
+
+
+@functools.lru_cache(maxsize=4096)
+def _safe_text(text: str) -> str:
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[:MAX_VALUE_CHARS] + "…"
+    return _USER_ID_PATTERN.sub(USER_ID, redact(text)[0])
 
 
 class RedactingFilter(logging.Filter):

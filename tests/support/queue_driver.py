@@ -91,7 +91,7 @@ class QueueDriver:
             self._to_poison(message)
             return
         trigger = func_queue.QueueMessage(id=message.id, body=body, dequeue_count=message.dequeue_count,
-                                          pop_receipt=message.pop_receipt)
+                                          pop_receipt=message.pop_receipt, insertion_time=message.inserted_on)
         try:
             self.main(trigger)
         except BaseException as exc:  # noqa: B036 - a "host" survives whatever its function raises

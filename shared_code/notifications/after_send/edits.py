@@ -37,6 +37,7 @@ from shared_code.notifications import jobs
 from shared_code.notifications.jobs import EditJob, revised
 from shared_code.notifications.records.ledger import Delivery, DeliveryState, RecipientKey, partition_key
 from shared_code.notifications.sending.pacing import Pacer, pacer_for
+from shared_code.plumbing import tracing
 from shared_code.plumbing.errors import AppError, AppRejected, BadInput, Conflict, NotFound, Throttled, Upstream
 from shared_code.protocol.activity import message_to
 from shared_code.storage.addresses import Address
@@ -115,8 +116,10 @@ def edit(change: EditJob, services: NotificationServices) -> int:
     version = store.revise(change.id, job, notification.version)
     # Pages frozen after this point are sent with the new content: their page job reads it after now.
     pages, _ = store.pages(change.id)
-    for page in pages:
-        jobs.enqueue(RevisionJob(RevisionKind.EDIT, change.id, page.page, version).to_json(), services)
+    with tracing.span(tracing.EDIT, {tracing.NOTIFICATION_ID: change.id, "notification.version": version},
+                      traceparent=notification.trace_parent):  # the page updates join the notification's trace
+        for page in pages:
+            jobs.enqueue(RevisionJob(RevisionKind.EDIT, change.id, page.page, version).to_json(), services)
     log.info("notification %s edited: version %d, %d pages to update", change.id, version, len(pages))
     return version
 
@@ -124,12 +127,14 @@ def edit(change: EditJob, services: NotificationServices) -> int:
 def recall(notification_id: str, services: NotificationServices) -> None:
     """Stop what has not been sent (as cancel does) and queue the deletion of every delivered message."""
     store = services.notifications
-    if store.get(notification_id) is None:
+    notification = store.get(notification_id)
+    if notification is None:
         raise NotFound("no notification with that id")
     store.recall(notification_id)
     pages, _ = store.pages(notification_id)
-    for page in pages:
-        jobs.enqueue(RevisionJob(RevisionKind.RECALL, notification_id, page.page).to_json(), services)
+    with tracing.span(tracing.RECALL, {tracing.NOTIFICATION_ID: notification_id}, traceparent=notification.trace_parent):
+        for page in pages:
+            jobs.enqueue(RevisionJob(RevisionKind.RECALL, notification_id, page.page).to_json(), services)
     log.info("notification %s recalled: %d pages to delete", notification_id, len(pages))
 
 

@@ -65,6 +65,7 @@ class Notification:
     parked: bool = False  # scheduled beyond the queue's 7 days: the timer queues it when due
     version: int = 0  # content version: 0 as created, +1 for each edit (after_send.edits)
     recalled: bool = False  # every delivered message is being (or was) deleted; it can no longer be edited
+    trace_parent: str = ""  # the W3C traceparent of the span that created it: its trace (plumbing/tracing.py)
 
     @property
     def open(self) -> bool:
@@ -180,11 +181,12 @@ class NotificationStore:
         return self._table
 
     def create(self, job: Job, *, scheduled: bool = False, parked: bool = False,
-               created_at: datetime | None = None) -> tuple[Notification, bool]:
+               created_at: datetime | None = None, trace_parent: str = "") -> tuple[Notification, bool]:
         """Insert the notification unless it exists; (notification, created).
 
         The same id with a different payload is a Conflict (409): a reused key, not a retry.
         `scheduled`: it waits for its notBefore; `parked`: too far ahead for a delayed message.
+        `trace_parent`: its trace, which the timers' re-issues, edits and recalls continue.
         """
         ensure_table(self._table)
         digest = payload_hash(job)
@@ -201,6 +203,8 @@ class NotificationStore:
             "PayloadHash": digest, "State": state.value, "StopReason": "",
             "ScanDone": False, "CreatedAt": (created_at or datetime.now(UTC)).astimezone(UTC), "Parked": parked,
         }
+        if trace_parent:
+            entity["TraceParent"] = trace_parent
         if job.not_before is not None:
             entity["NotBefore"] = job.not_before.astimezone(UTC)
         try:
@@ -209,7 +213,8 @@ class NotificationStore:
         except ResourceExistsError:
             existing = self.get(job.id)
             if existing is None:  # deleted in between: try once more
-                return self.create(job, scheduled=scheduled, parked=parked, created_at=created_at)
+                return self.create(job, scheduled=scheduled, parked=parked, created_at=created_at,
+                                   trace_parent=trace_parent)
             if existing.payload_hash != digest:
                 raise Conflict(f"notification id {job.id!r} was already used for a different notification") from None
             return existing, False
@@ -487,6 +492,7 @@ def _notification(entity: Any) -> Notification:
         stop_reason=entity.get("StopReason") or "", scan_done=bool(entity.get("ScanDone")),
         created_at=created if isinstance(created, datetime) else None, parked=bool(entity.get("Parked")),
         version=int(entity.get("Version") or 0), recalled=bool(entity.get("Recalled")),
+        trace_parent=str(entity.get("TraceParent") or ""),
     )
 
 

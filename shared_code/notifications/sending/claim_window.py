@@ -38,6 +38,7 @@ from shared_code.notifications.records.ledger import (
     Step,
 )
 from shared_code.notifications.sending.sender import send_pool
+from shared_code.plumbing import tracing
 
 if TYPE_CHECKING:
     from shared_code.notifications.records.ledger import Ledger
@@ -96,6 +97,18 @@ def permits_for(size: int, tenant: str) -> Permits:
         if found is None:
             found = _permits[(size, tenant)] = Permits(size)
         return found
+
+
+def occupancy() -> dict[str, int]:
+    """Recipients claimed and not yet recorded in this process, by tenant (the claim-window metric)."""
+    held: dict[str, int] = {}
+    with _changed:
+        for (_, tenant), permits in _permits.items():
+            held[tenant] = held.get(tenant, 0) + permits.size - permits.free
+    return held
+
+
+tracing.observe(tracing.CLAIM_WINDOW, lambda: [(count, {tracing.TENANT: tenant}) for tenant, count in occupancy().items()])
 
 
 def window_size(send_concurrency: int) -> int:

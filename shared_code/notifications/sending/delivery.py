@@ -12,6 +12,7 @@ a minute if its host dies, instead of the ten minutes the host's lease on the me
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -39,6 +40,7 @@ from shared_code.notifications.records.store import Notification, NotificationSt
 from shared_code.notifications.sending import reach, watch
 from shared_code.notifications.sending.claim_window import Recipient, run_window
 from shared_code.notifications.sending.pacing import GraphPacer, Pacer, pacer_for, tenant_of
+from shared_code.plumbing import tracing
 from shared_code.plumbing.errors import AppError, AppRejected, NotFound, RecipientGone, Throttled, Upstream
 from shared_code.protocol.graph import is_object_id
 from shared_code.storage.addresses import Address
@@ -97,6 +99,7 @@ def run_page(job: PageJob, services: NotificationServices, *, after_send: AfterS
     known = ledger.page(job.notification, job.page)
     with watch.watched(job, page_record, counts_of(known.values()), services):  # its counts written at the end
         tally = _send_page(job, notification, known, services, after_send)
+    tracing.annotate({tracing.RECIPIENTS: len(job.keys), **{f"notification.{o.value}": n for o, n in tally.items()}})
     log.info("notification %s page %s attempt %d: %s", job.notification, job.page, job.attempt,
              {k.value: v for k, v in tally.items()})
     return tally
@@ -146,8 +149,15 @@ def _send_page(job: PageJob, notification: Notification, known: dict[RecipientKe
     activity_fields = _content(notification)
     pacer = pacer_for(services)
     graph_pacer = GraphPacer(services) if org is not None else None
+    parent, sent_count = tracing.current(), itertools.count()
 
     def send_one(recipient: Recipient, claimed: Delivery) -> Finish:
+        started = time.time()
+        finish = _send_one(recipient, claimed)
+        _trace_send(job, recipient, finish, parent, started, sent_count)
+        return finish
+
+    def _send_one(recipient: Recipient, claimed: Delivery) -> Finish:
         try:
             if recipient.address is None and org is not None:
                 reached = reach.reach(claimed, org, services, notification_id=job.notification, page=job.page,
@@ -166,9 +176,11 @@ def _send_page(job: PageJob, notification: Notification, known: dict[RecipientKe
 
     # The ledger in rolling transactions, at most `SendConcurrency` per tenant claimed and unrecorded
     # in this process: all that a host that dies can leave in doubt (outcome_unknown).
-    window = run_window([Recipient(key, record, address, _tenant(key, address, members, org, services),
-                                   Step.INSTALL if address is None and org is not None else Step.SEND)
-                         for key, record, address in todo], send_one, ledger=ledger,
+    recipients = [Recipient(key, record, address, _tenant(key, address, members, org, services),
+                            Step.INSTALL if address is None and org is not None else Step.SEND)
+                  for key, record, address in todo]
+    tracing.annotate({tracing.TENANT: sorted({r.tenant for r in recipients})[:MAX_TENANTS_NAMED]})
+    window = run_window(recipients, send_one, ledger=ledger,
                         notification_id=job.notification, page=job.page,
                         concurrency=settings.send_concurrency, stop=stop)
     results.extend((finish.claimed.key, _result(finish)) for finish in window.recorded)
@@ -181,12 +193,45 @@ def _send_page(job: PageJob, notification: Notification, known: dict[RecipientKe
         store.stop(job.notification, NotificationState.STOPPED, stop_reason[0])
     for _, result in results:
         tally[result.outcome] = tally.get(result.outcome, 0) + 1
+    _count_messages(results)
     again = [(key, r) for key, r in results if r.outcome in (Outcome.RETRY, Outcome.BUSY)]
     if again and not stop_reason:
         delay = max(_delay(r, job.attempt, settings.retry_delay_scale) for _, r in again)
         retry = PageJob(job.notification, job.page, tuple(k for k, _ in again), job.attempt + 1)
         jobs.enqueue(retry.to_json(), services, delay_seconds=delay)
     return tally
+
+
+# What the messages metric calls an outcome: sent, failed, skipped (never to be sent) or retried (queued again).
+_METRIC_OUTCOME = {"sent": "sent", "failed": "failed", "gone": "skipped", "inactive": "skipped", "stopped": "skipped",
+                   "cancelled": "skipped", "retry": "retried", "busy": "retried"}  # "already": counted before
+MAX_TENANTS_NAMED = 10  # on a page's span
+
+
+def _count_messages(results: list[tuple[RecipientKey, Result]]) -> None:
+    """The page's outcomes in the messages metric, by outcome and code (one addition per pair)."""
+    if not tracing.active():
+        return
+    grouped: dict[tuple[str, str], int] = {}
+    for _, result in results:
+        outcome = _METRIC_OUTCOME.get(result.outcome.value)
+        if outcome is not None:
+            grouped[(outcome, result.code)] = grouped.get((outcome, result.code), 0) + 1
+    for (outcome, code), count in grouped.items():
+        tracing.add(tracing.MESSAGES, count, {tracing.OUTCOME: outcome, tracing.CODE: code or None})
+
+
+def _trace_send(job: PageJob, recipient: Recipient, finish: Finish, parent: tracing.Parent | None, started: float,
+                sent_count: itertools.count) -> None:
+    """A span for this send, the page's child, if it did not go out or it is the sample of the sent ones."""
+    if parent is None:
+        return
+    if finish.state is DeliveryState.SENT and next(sent_count) % tracing.SENT_SPAN_EVERY:
+        return
+    tracing.record_span(tracing.SEND, parent, started, time.time(), {
+        tracing.NOTIFICATION_ID: job.notification, tracing.PAGE: job.page, tracing.TENANT: recipient.tenant,
+        tracing.OUTCOME: finish.state.value, tracing.CODE: finish.code or None, tracing.ATTEMPT: finish.claimed.attempts,
+    }, error=finish.code if finish.state is DeliveryState.FAILED else "")
 
 
 def _team_members(notification: Notification, job: PageJob, services: NotificationServices) -> roster.TeamMembers | None:
@@ -275,8 +320,9 @@ def _deliver(claimed: Delivery, address: Address | None, notification: Notificat
                 continue  # the send waits for its own turn
             if content["kind"] is JobKind.MESSAGE:
                 # Each recipient gets the content for its own locale.
-                activity_id = send_localized(address, content["localized"], services, locale=content["locale"],
-                                             retries=0)
+                with tracing.timed(tracing.SEND_DURATION, tracing.NO_ATTRIBUTES):
+                    activity_id = send_localized(address, content["localized"], services, locale=content["locale"],
+                                                 retries=0)
             else:
                 from shared_code.conversation.dialogs import begin_dialog
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from shared_code.notifications.sending.rate_budget import DEFAULT_PAUSE, shared_budget, tenant_key
 from shared_code.notifications.sending.rate_limit import process_limiter
+from shared_code.plumbing import tracing
 from shared_code.protocol.graph import CallKind
 from shared_code.storage.addresses import Address
 
@@ -37,6 +38,7 @@ class Pacer:
         this sender waits before it tries again."""
         wait = (retry_after if retry_after is not None else DEFAULT_PAUSE) * self._scale
         self._budget.throttled(tenant_of(address), wait)
+        tracing.add(tracing.THROTTLED, 1, {tracing.SOURCE: "channel", tracing.TENANT: tenant_of(address)})
         return wait
 
 
@@ -53,11 +55,13 @@ class GraphPacer:
     def acquire(self, kind: CallKind, tenant: str) -> None:
         self._budgets[kind].acquire(tenant_key(tenant, ""))
 
-    def throttled(self, kind: CallKind, tenant: str, retry_after: float | None) -> float:
-        """Graph answered 429 (or 503/504): every instance pauses that kind of call for the tenant; the
+    def throttled(self, kind: CallKind, tenant: str, retry_after: float | None, *, status: int = 429) -> float:
+        """Graph answered 429 (or 503/504: `status`): every instance pauses that kind of call for the tenant; the
         seconds this caller waits."""
         wait = (retry_after if retry_after is not None else DEFAULT_PAUSE) * self._scale
         self._budgets[kind].throttled(tenant_key(tenant, ""), wait)
+        if status == 429:
+            tracing.add(tracing.THROTTLED, 1, {tracing.SOURCE: "graph", tracing.TENANT: tenant_key(tenant, "")})
         return wait
 
 

@@ -47,6 +47,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared_code.plumbing import tracing
 from shared_code.storage.keys import encode_key
 from shared_code.storage.tables import on_table
 
@@ -203,6 +204,7 @@ class RateBudget:
             raise ValueError("limit must be positive")
         self.table, self.limit = table, float(limit)
         self._partition = encode_key(bot or "local")
+        self.purpose = bot.partition("|")[2] or "send"  # the channel's sends, or a kind of Graph call
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._allowances: dict[str, Allowance] = {}
@@ -332,6 +334,8 @@ class RateBudget:
             new_row = change(row)
             try:
                 self._write(tenant_key, new_row, etag)
+                tracing.record(tracing.BUDGET_RATE, effective_rate(new_row, self._clock(), self.limit),
+                               {tracing.TENANT: tenant_key, tracing.BUDGET: self.purpose})
                 return new_row
             except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError):
                 conflicts += 1

@@ -136,7 +136,7 @@ def reach(claimed: Delivery, org: Organisation, services: NotificationServices, 
                 return _lost(claimed)
             return advanced, address
         except Throttled as throttled:
-            wait = pacer.throttled(kind, org.tenant, throttled.retry_after)
+            wait = pacer.throttled(kind, org.tenant, throttled.retry_after, status=throttled.status)
             if time.time() + wait < claimed.claimed_at + settings.delivery_lease_seconds / 3:
                 continue
             return Finish(claimed, DeliveryState.RETRY, "graph_throttled", throttled.message, counted=False,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from shared_code.notifications import jobs
 from shared_code.notifications.audience import fanout
+from shared_code.plumbing import tracing
 
 if TYPE_CHECKING:
     from shared_code.notifications.ports import NotificationServices
@@ -31,7 +32,8 @@ def pick_up_due(services: NotificationServices, *, now: datetime | None = None) 
     picked = []
     for notification in store.parked_due(now + LOOKAHEAD):
         delay = fanout.seconds_until(notification.job.not_before, now)
-        jobs.enqueue(fanout.ScanJob(notification.id).to_json(), services, delay_seconds=delay)
+        with tracing.span(tracing.DUE, {tracing.NOTIFICATION_ID: notification.id}, traceparent=notification.trace_parent):
+            jobs.enqueue(fanout.ScanJob(notification.id).to_json(), services, delay_seconds=delay)
         store.unpark(notification.id)
         picked.append(notification.id)
         log.info("scheduled notification %s queued, %d s before its time", notification.id, delay)

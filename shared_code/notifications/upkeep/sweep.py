@@ -31,6 +31,7 @@ from shared_code.notifications.audience import fanout
 from shared_code.notifications.records.ledger import TERMINAL, ClaimOutcome, DeliveryState
 from shared_code.notifications.records.store import MAX_RESUMES, Notification, PageRecord, counts_of
 from shared_code.notifications.sending import watch
+from shared_code.plumbing import tracing
 
 if TYPE_CHECKING:
     from shared_code.notifications.ports import NotificationServices
@@ -63,7 +64,9 @@ def resume_stalled(services: NotificationServices, *, now: datetime | None = Non
         pages, changed = store.pages(notification.id)
         if changed is not None and now - changed.astimezone(UTC) < stalled_after:
             continue
-        _resume(notification, pages, services, report, now.timestamp())
+        with tracing.span(tracing.RESUME, {tracing.NOTIFICATION_ID: notification.id},
+                          traceparent=notification.trace_parent):  # its re-issued jobs stay in its trace
+            _resume(notification, pages, services, report, now.timestamp())
     return report
 
 
