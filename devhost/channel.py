@@ -2,7 +2,10 @@
 
 What the person types goes to the bot's /api/messages as `message` activities; the bot's
 replies and proactive messages arrive on a ConnectorStub (the activities' serviceUrl) and
-are printed as they come, whoever started them.
+are printed as they come, whoever started them. A card's text is printed as lines and its buttons
+numbered: `/click N` presses one as Teams would (Action.Execute: an `adaptiveCard/action` invoke, whose
+answer is printed; Action.Submit: a message carrying the button's data; Action.OpenUrl: the URL is printed),
+and `/read` sends the read receipt Teams sends when the person has read the chat.
 """
 
 from __future__ import annotations
@@ -29,10 +32,18 @@ from stubs.graph import GraphStub, aad_id
 CHANNEL_ID = "localchat"
 BOT = {"id": "bot", "name": "Bot"}
 HELP = ("commands: /user NAME (switch or create a user), /users, /curl, "
-        "/group NAME USER... (people who never wrote, in a Graph group), /help, /quit")
+        "/group NAME USER... (people who never wrote, in a Graph group), "
+        "/click N (press button N of the last card in your chat), "
+        "/read (tell the bot you read your chat, as Teams' read receipt does), /help, /quit")
 GROUP_USAGE = "usage: /group NAME USER [USER...]: a group of people who never wrote to the bot, in the Graph stub"
 DIRECTORY_DOMAIN = "localchat.example"  # the users /group makes are USER@localchat.example
 _DIRECTORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+CARD_ACTION = "adaptiveCard/action"
+READ_RECEIPT = "application/vnd.microsoft.readReceipt"
+_CONTAINERS = {"Container": "items", "Column": "items", "ColumnSet": "columns", "TableCell": "items",
+               "Table": "rows", "TableRow": "cells"}
 
 # Returns the Authorization header value for one outgoing activity ("Bearer <jwt>").
 Signer = Callable[[dict[str, Any]], str]
@@ -66,6 +77,73 @@ def describe(activity: dict[str, Any]) -> str:
     return text or f"({activity.get('type', 'activity')})"
 
 
+@dataclass
+class ShownCard:
+    """The latest card shown in a conversation: the activity that carried it and its buttons, in order."""
+
+    activity_id: str
+    buttons: list[dict[str, Any]]
+
+
+def cards_of(activity: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a["content"] for a in activity.get("attachments") or []
+            if isinstance(a, dict) and a.get("contentType") == ADAPTIVE_CARD and isinstance(a.get("content"), dict)]
+
+
+def card_lines(card: dict[str, Any]) -> list[str]:
+    """An Adaptive Card's text as plain lines: TextBlocks, rich text, facts ("title: value"), images' alt text,
+    inputs by their label; containers, columns and tables read in order."""
+    lines: list[str] = []
+    for element in card.get("body") or []:
+        _element_lines(element, lines)
+    return lines
+
+
+def _element_lines(element: Any, lines: list[str]) -> None:
+    if not isinstance(element, dict):
+        return
+    kind = element.get("type")
+    if kind == "TextBlock" and element.get("text"):
+        lines.append(str(element["text"]))
+    elif kind == "RichTextBlock":
+        lines.append("".join(str(i.get("text") or "") if isinstance(i, dict) else str(i)
+                             for i in element.get("inlines") or []))
+    elif kind == "FactSet":
+        lines.extend(f"{f.get('title', '')}: {f.get('value', '')}" for f in element.get("facts") or []
+                     if isinstance(f, dict))
+    elif kind == "Image":
+        lines.append(f"[image: {element.get('altText') or element.get('url') or ''}]")
+    elif isinstance(kind, str) and kind.startswith("Input."):
+        lines.append(f"[input {element.get('label') or element.get('placeholder') or element.get('id') or ''}]")
+    elif kind in _CONTAINERS:
+        for child in element.get(_CONTAINERS[kind]) or []:
+            _element_lines(child, lines)
+
+
+def card_buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The card's buttons in the order Teams shows them: ActionSets in its body, then its actions."""
+    buttons: list[dict[str, Any]] = []
+
+    def visit(element: Any) -> None:
+        if not isinstance(element, dict):
+            return
+        if element.get("type") == "ActionSet":
+            buttons.extend(a for a in element.get("actions") or [] if isinstance(a, dict))
+        for child in element.get(_CONTAINERS.get(str(element.get("type")), "items")) or []:
+            visit(child)
+
+    for element in card.get("body") or []:
+        visit(element)
+    buttons.extend(a for a in card.get("actions") or [] if isinstance(a, dict))
+    return buttons
+
+
+def button_label(number: int, button: dict[str, Any]) -> str:
+    title = button.get("title") or button.get("verb") or button.get("type")
+    url = f" -> {button['url']}" if button.get("type") == "Action.OpenUrl" and button.get("url") else ""
+    return f"  [{number}] {title}{url}"
+
+
 class LocalChannel:
     """The channel side of a chat: `join`/`switch` users, `say` text, print every bot activity to `out`."""
 
@@ -79,7 +157,10 @@ class LocalChannel:
         self.users: dict[str, LocalUser] = {}
         self.current: LocalUser | None = None
         self.names: dict[str, str] = {}  # other conversations the chat shows by name (Graph users' 1:1 chats)
-        self.connector = ConnectorStub(on_activity=self._show)
+        self.cards: dict[str, ShownCard] = {}  # conversation id -> the latest card with buttons shown there
+        self.last_message: dict[str, str] = {}  # conversation id -> the id of the latest bot message there
+        # Numeric ids, as Teams gives in personal chats: a read receipt reads every message up to its id.
+        self.connector = ConnectorStub(on_activity=self._show, numeric_ids=True)
         self._session = requests.Session()
         self._print_lock = threading.Lock()
 
@@ -129,6 +210,60 @@ class LocalChannel:
     def say(self, text: str) -> requests.Response | None:
         return self.send(self.activity("message", text=text))
 
+    def click(self, number: int) -> None:
+        """Press button `number` (from 1) of the latest card in the current user's chat, as Teams would."""
+        shown = self.cards.get(self.user.conversation_id)
+        if shown is None or not 1 <= number <= len(shown.buttons):
+            count = len(shown.buttons) if shown else 0
+            self.print(f"(no button {number}: the latest card in your chat has {count})")
+            return
+        button = shown.buttons[number - 1]
+        kind = button.get("type")
+        if kind == "Action.OpenUrl":
+            self.print(f"(opens {button.get('url', '')})")
+        elif kind == "Action.Submit":
+            self.send(self.activity("message", value=button.get("data"), replyToId=shown.activity_id))
+        elif kind == "Action.Execute":
+            value = {"action": {"type": "Action.Execute", "verb": button.get("verb"), "data": button.get("data")},
+                     "trigger": "manual"}
+            response = self.send(self.activity("invoke", name=CARD_ACTION, value=value, replyToId=shown.activity_id))
+            if response is not None and response.status_code < 300:  # a refusal was printed by send
+                self._show_invoke_answer(shown, response)
+        else:
+            self.print(f"(a {kind} button cannot be pressed in this chat)")
+
+    def read(self) -> None:
+        """Send the read receipt Teams sends when the person has read their chat: up to the latest bot message."""
+        last = self.last_message.get(self.user.conversation_id)
+        if last is None:
+            self.print("(nothing from the bot in your chat to read yet)")
+            return
+        response = self.send(self.activity("event", name=READ_RECEIPT, value={"lastReadMessageId": last}))
+        if response is not None and response.status_code < 300:
+            self.print(f"(read receipt sent: read up to message {last})")
+
+    def _show_invoke_answer(self, shown: ShownCard, response: requests.Response) -> None:
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            self.print(f"(the bot answered {response.status_code} with no result)")
+            return
+        value = answer.get("value")
+        if answer.get("type") == ADAPTIVE_CARD and isinstance(value, dict):
+            self.print("(the card is now:)")
+            self._print_card(value)
+            buttons = card_buttons(value)
+            if buttons:
+                self.cards[self.user.conversation_id] = ShownCard(shown.activity_id, buttons)
+            else:
+                self.cards.pop(self.user.conversation_id, None)
+        elif isinstance(value, dict):  # an error: {"code", "message"}
+            self.print(f"(the bot answered {answer.get('statusCode')}: {value.get('message') or value})")
+        else:
+            self.print(f"(the bot answered {answer.get('statusCode')}: {value})")
+
     def activity(self, kind: str, **fields: Any) -> dict[str, Any]:
         user = self.user
         return {
@@ -165,7 +300,24 @@ class LocalChannel:
                      self.names.get(conversation_id))
         to = "" if owner is not None and self.current is not None and owner == self.current.name \
             else f" (to {owner or conversation_id})"
-        self.print(f"bot{to}: {describe(activity)}")
+        cards = cards_of(activity)
+        activity_id = str(activity.get("id") or "")
+        self.print(f"bot{to}: {describe(activity) if not cards or activity.get('text') else '(card)'}")
+        buttons: list[dict[str, Any]] = []
+        for card in cards:
+            buttons.extend(self._print_card(card, first=len(buttons) + 1))
+        if activity_id:
+            self.last_message[conversation_id] = activity_id
+        if buttons:
+            self.cards[conversation_id] = ShownCard(activity_id, buttons)
+
+    def _print_card(self, card: dict[str, Any], first: int = 1) -> list[dict[str, Any]]:
+        for line in card_lines(card):
+            self.print(f"    {line}")
+        buttons = card_buttons(card)
+        for number, button in enumerate(buttons, start=first):
+            self.print(button_label(number, button))
+        return buttons
 
     def print(self, line: str) -> None:
         with self._print_lock:
@@ -287,6 +439,10 @@ class Repl:
             self.show_curl()
         elif command == "/group":
             self.group(argument)
+        elif command == "/click" and argument.strip().isdigit():
+            self.channel.click(int(argument.strip()))
+        elif command == "/read":
+            self.channel.read()
         else:
             self.channel.print(HELP)
         return True
