@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from devhost import telemetry
 from devhost.app import AppError
 from devhost.host import Host
 
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
+    telemetry_on = telemetry.configure()  # OTEL_TRACES_EXPORTER=console and the like (devhost/telemetry.py)
+    if telemetry_on:
+        print(f"devhost: OpenTelemetry {', '.join(telemetry_on)}", flush=True)
     port = args.port if args.port is not None else local_http_port(Path(args.root))
     host = Host(args.root, port=port, bind=args.bind)
     try:

@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from devhost import azurite
+from devhost import azurite, telemetry
 from devhost.app import AppError
 from devhost.channel import HELP, LocalChannel, Repl
 from devhost.host import Host
@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Created {root / 'local.settings.json'} from local.settings.example.json", flush=True)
     log_file = root / ".azurite" / "devhost.log"
     configure_logging(log_file)
+    telemetry_on = telemetry.configure()  # OTEL_TRACES_EXPORTER=console and the like (devhost/telemetry.py)
+    if telemetry_on:
+        print(f"OpenTelemetry: {', '.join(telemetry_on)}", flush=True)
     # SIGTERM stops everything the way Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
