@@ -191,10 +191,10 @@ def check(app: TeamsApp) -> None:
             raise TeamsAppError(f"{_named(app, attr)} is {value!r}, not an http(s) URL")
 
 
-def manifest(app: TeamsApp, *, portal_tab: bool = False) -> dict[str, Any]:
+def manifest(app: TeamsApp, *, portal_tab: bool = True) -> dict[str, Any]:
     """The manifest (schema v1.30) of a bot in personal chats, teams and group chats, with read receipts.
 
-    `portal_tab` adds a personal static tab showing {PublicBaseUrl}/api/portal/ (for a later portal page).
+    `portal_tab`: a personal static tab showing the authors' page, {PublicBaseUrl}/api/portal/.
     """
     check(app)
     app_id = app.app_id.lower()
@@ -212,7 +212,7 @@ def manifest(app: TeamsApp, *, portal_tab: bool = False) -> dict[str, Any]:
     }
     if portal_tab:
         page = app.base_url + PORTAL_PATH
-        data["staticTabs"] = [{"entityId": "portal", "name": "Portal", "contentUrl": page, "websiteUrl": page,
+        data["staticTabs"] = [{"entityId": "portal", "name": "Notifications", "contentUrl": page, "websiteUrl": page,
                                "scopes": ["personal"], "context": ["personalTab"]}]
     data["bots"] = [{
         "botId": app_id,
@@ -318,7 +318,7 @@ def outline_icon(size: int = OUTLINE_SIZE) -> bytes:
 # --- Package --------------------------------------------------------------------------------------------------------
 
 
-def package_files(app: TeamsApp, *, portal_tab: bool = False) -> dict[str, bytes]:
+def package_files(app: TeamsApp, *, portal_tab: bool = True) -> dict[str, bytes]:
     """The package's three files, at its root (Teams refuses folders), by name."""
     data = manifest(app, portal_tab=portal_tab)
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -341,7 +341,7 @@ def write_package(files: Mapping[str, bytes], out: Path) -> None:
     os.replace(partial, out)
 
 
-def build(app: TeamsApp, out: Path | None = None, *, portal_tab: bool = False) -> Path:
+def build(app: TeamsApp, out: Path | None = None, *, portal_tab: bool = True) -> Path:
     """Write the package; returns the zip's path."""
     out = out if out is not None else ROOT / DEFAULT_OUT
     write_package(package_files(app, portal_tab=portal_tab), out)
@@ -384,6 +384,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     parser.add_argument("--out", type=Path, default=None, help=f"the zip to write (default {DEFAULT_OUT})")
     parser.add_argument("--settings", type=Path, default=None,
                         help=f"the settings file whose Values are read (default {DEFAULT_SETTINGS})")
+    parser.add_argument("--no-portal-tab", dest="portal_tab", action="store_false",
+                        help="leave out the personal tab that shows the authors' page")
     for setting in SETTINGS:
         parser.add_argument(setting.option, dest=setting.attr, default=None, metavar=setting.name,
                             help=f"{setting.help}; else ${setting.name}")
@@ -391,12 +393,12 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     environ = os.environ if environ is None else environ
     settings_path = args.settings if args.settings is not None else ROOT / DEFAULT_SETTINGS
     try:
-        app = resolve(vars(args), environ, local_values(settings_path), settings_path)
+        app = resolve({k: v for k, v in vars(args).items() if k != "portal_tab"}, environ, local_values(settings_path), settings_path)
         check(app)
         if urlsplit(app.public_base_url).scheme != "https":
             print(f"warning: PublicBaseUrl is {app.public_base_url}; a package you publish needs the app's https URL",
                   file=sys.stderr)
-        out = build(app, args.out)
+        out = build(app, args.out, portal_tab=args.portal_tab)
     except TeamsAppError as error:
         print(f"teams-app: {error}", file=sys.stderr)
         return 2

@@ -133,16 +133,16 @@ def test_manifest_with_every_value_overridden_validates_against_the_pinned_schem
     assert schema_errors(manifest) == []
 
 
-def test_manifest_with_the_portal_tab_validates_and_points_at_the_portal() -> None:
-    manifest = teams_app.manifest(app(), portal_tab=True)
+def test_manifest_has_a_personal_tab_with_the_authors_page_that_validates() -> None:
+    manifest = teams_app.manifest(app())
     assert schema_errors(manifest) == []
     [tab] = manifest["staticTabs"]
     assert tab["contentUrl"] == f"{BASE_URL}/api/portal/"
     assert tab["scopes"] == ["personal"]
 
 
-def test_manifest_has_no_static_tab_by_default() -> None:
-    assert "staticTabs" not in teams_app.manifest(app())
+def test_manifest_without_the_portal_tab_has_no_static_tab() -> None:
+    assert "staticTabs" not in teams_app.manifest(app(), portal_tab=False)
 
 
 def test_schema_check_refuses_another_manifest_version() -> None:
