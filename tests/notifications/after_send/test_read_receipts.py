@@ -87,6 +87,18 @@ def test_a_non_numeric_message_id_is_read_only_by_a_receipt_naming_it_exactly(ap
     assert reads("opaque-1", "opaque-2") == [1, 0]
 
 
+def test_a_receipt_from_a_group_chat_reads_nothing(app_env, connector):
+    connector.numeric_ids = True
+    seed(connector, {"g-1": "en-US"})
+    sent = send("group", "g-1")
+    activity = read_receipt(connector, "g-1", {"lastReadMessageId": sent})
+    activity["conversation"]["conversationType"] = "groupChat"
+
+    response = post(activity)
+
+    assert (response.status_code, response.get_body(), reads("group")) == (200, b"", [0])
+
+
 def test_a_persons_message_is_read_only_from_the_chat_it_went_to(app_env, connector):
     # A team's member is keyed by who they are; their message went to their personal chat (SentTo).
     app = services.get()
