@@ -19,7 +19,7 @@ TEMPLATE = ROOT / "infra" / "main.json"
 # The official schema, kept in the repo (tests/schemas/README.md says where it comes from).
 HOST_SCHEMA = ROOT / "tests" / "schemas" / "host.schema.json"
 
-PLATFORM_PREFIXES = ("FUNCTIONS_", "WEBSITE_", "APPLICATIONINSIGHTS_", "SCM_")
+PLATFORM_PREFIXES = ("FUNCTIONS_", "WEBSITE_", "APPLICATIONINSIGHTS_", "PYTHON_APPLICATIONINSIGHTS_", "SCM_")
 SECRET_WORDS = ("password", "secret", "key", "token", "connectionstring")
 # Read by the code, left unset in Azure on purpose: a connection string (with its key) is for Azurite and local
 # runs, Azure uses the identity-based AzureWebJobsStorage__*; a password exists only for SingleTenant with a
@@ -343,6 +343,20 @@ def test_host_json_is_valid_against_the_official_schema() -> None:
     jsonschema.Draft7Validator.check_schema(schema)
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(host), key=lambda e: list(e.path))
     assert [f"{list(e.path)}: {e.message}" for e in errors] == []
+
+
+def test_infra_turns_on_the_python_workers_opentelemetry_with_entra_authenticated_ingestion() -> None:
+    template = _template()
+    settings = _app_settings(template)
+    # The worker configures the Azure Monitor distro itself (the app's code uses the OpenTelemetry API only).
+    assert settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "true"
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"].endswith("Authorization=AAD', " + IDENTITY + ".clientId)]")
+    assert _one(template, "Microsoft.Insights/components")["properties"]["DisableLocalAuth"] is True
+
+
+def test_host_json_sends_the_hosts_telemetry_as_opentelemetry() -> None:
+    # The host's own logs and traces in OpenTelemetry form, so its spans and the worker's join one trace.
+    assert json.loads((ROOT / "host.json").read_text())["telemetryMode"] == "OpenTelemetry"
 
 
 def test_host_json_keeps_every_failure_and_the_outcome_lines() -> None:
