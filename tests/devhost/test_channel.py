@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -12,39 +11,28 @@ import pytest
 import requests
 
 from devhost.channel import LocalChannel, Repl, curl_lines, notify_url_for
-from stubs.server import StubRequest, StubResponse, StubServer
+from stubs.server import StubResponse
+from tests.support.bots import RecordingBot
 
 
-class EchoBot:
+def echo(activity: dict) -> StubResponse:
     """Answers every message by posting "echo: <text>" to the activity's serviceUrl, as a bot replies."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.headers: list[dict[str, str]] = []
-        self._lock = threading.Lock()
-        self.server = StubServer(self._handle)
-
-    def _handle(self, request: StubRequest) -> StubResponse:
-        activity = request.json()
-        with self._lock:
-            self.received.append(activity)
-            self.headers.append(request.headers)
-        if activity["type"] == "message":
-            conversation = activity["conversation"]["id"]
-            reply = {"type": "message", "text": f"echo: {activity['text']}", "from": activity["recipient"],
-                     "recipient": activity["from"], "conversation": activity["conversation"],
-                     "replyToId": activity["id"]}
-            url = f"{activity['serviceUrl']}/v3/conversations/{quote(conversation, safe='')}/activities/{activity['id']}"
-            requests.post(url, json=reply, timeout=5).raise_for_status()
-        return StubResponse(200)
+    if activity["type"] == "message":
+        conversation = activity["conversation"]["id"]
+        reply = {"type": "message", "text": f"echo: {activity['text']}", "from": activity["recipient"],
+                 "recipient": activity["from"], "conversation": activity["conversation"],
+                 "replyToId": activity["id"]}
+        url = f"{activity['serviceUrl']}/v3/conversations/{quote(conversation, safe='')}/activities/{activity['id']}"
+        requests.post(url, json=reply, timeout=5).raise_for_status()
+    return StubResponse(200)
 
 
 @pytest.fixture
-def bot() -> Iterator[EchoBot]:
-    echo = EchoBot()
-    echo.server.start()
-    yield echo
-    echo.server.stop()
+def bot() -> Iterator[RecordingBot]:
+    echoing = RecordingBot(echo)
+    echoing.server.start()
+    yield echoing
+    echoing.server.stop()
 
 
 def wait_for_text(out: io.StringIO, text: str, timeout: float = 5.0) -> str:
@@ -54,7 +42,7 @@ def wait_for_text(out: io.StringIO, text: str, timeout: float = 5.0) -> str:
     return out.getvalue()
 
 
-def test_channel_sends_well_formed_message_activity_and_prints_the_reply(bot: EchoBot) -> None:
+def test_channel_sends_well_formed_message_activity_and_prints_the_reply(bot: RecordingBot) -> None:
     out = io.StringIO()
     with LocalChannel(f"{bot.server.url}/api/messages", out=out) as channel:
         user = channel.switch("alice")
@@ -74,7 +62,7 @@ def test_channel_sends_well_formed_message_activity_and_prints_the_reply(bot: Ec
     assert "Authorization" not in bot.headers[-1]
 
 
-def test_channel_new_user_joins_with_conversation_update(bot: EchoBot) -> None:
+def test_channel_new_user_joins_with_conversation_update(bot: RecordingBot) -> None:
     with LocalChannel(f"{bot.server.url}/api/messages", out=io.StringIO()) as channel:
         user = channel.switch("bob")
         channel.switch("bob")  # switching back to a known user does not join again
@@ -83,7 +71,7 @@ def test_channel_new_user_joins_with_conversation_update(bot: EchoBot) -> None:
     assert bot.received[0]["membersAdded"] == [{"id": user.id, "name": "bob"}, {"id": "bot", "name": "Bot"}]
 
 
-def test_channel_prints_proactive_message_nobody_asked_for(bot: EchoBot) -> None:
+def test_channel_prints_proactive_message_nobody_asked_for(bot: RecordingBot) -> None:
     out = io.StringIO()
     with LocalChannel(f"{bot.server.url}/api/messages", out=out) as channel:
         alice = channel.switch("alice")
@@ -95,7 +83,7 @@ def test_channel_prints_proactive_message_nobody_asked_for(bot: EchoBot) -> None
     assert "bot (to alice): Reminder!" in printed
 
 
-def test_channel_sign_hook_sets_authorization_header(bot: EchoBot) -> None:
+def test_channel_sign_hook_sets_authorization_header(bot: RecordingBot) -> None:
     signed: list[str] = []
 
     def sign(activity: dict) -> str:
@@ -110,7 +98,7 @@ def test_channel_sign_hook_sets_authorization_header(bot: EchoBot) -> None:
     assert signed == ["conversationUpdate", "message"]
 
 
-def test_channel_repl_switches_users_and_quits(bot: EchoBot) -> None:
+def test_channel_repl_switches_users_and_quits(bot: RecordingBot) -> None:
     out = io.StringIO()
     with LocalChannel(f"{bot.server.url}/api/messages", out=out) as channel:
         repl = Repl(channel, notify_url_for(f"{bot.server.url}/api/messages"))

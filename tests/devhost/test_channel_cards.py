@@ -4,7 +4,6 @@ Teams would press them, and `/read` sending Teams' read receipt."""
 from __future__ import annotations
 
 import io
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -13,7 +12,8 @@ import pytest
 import requests
 
 from devhost.channel import LocalChannel, Repl
-from stubs.server import StubRequest, StubResponse, StubServer
+from stubs.server import StubResponse
+from tests.support.bots import RecordingBot
 
 ACK = {"verb": "ack", "notification": "policy-1"}
 CARD = {"contentType": "application/vnd.microsoft.card.adaptive", "content": {
@@ -27,24 +27,14 @@ ACKNOWLEDGED = {"statusCode": 200, "type": "application/vnd.microsoft.card.adapt
                 "value": {"type": "AdaptiveCard", "body": [{"type": "TextBlock", "text": "✅ Acknowledged"}]}}
 
 
-class RecordingBot:
-    """Keeps every activity it gets; answers an invoke with the acknowledged card, anything else with 200."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self._lock = threading.Lock()
-        self.server = StubServer(self._handle)
-
-    def _handle(self, request: StubRequest) -> StubResponse:
-        activity = request.json()
-        with self._lock:
-            self.received.append(activity)
-        return StubResponse(200, ACKNOWLEDGED if activity["type"] == "invoke" else None)
+def acknowledging(activity: dict) -> StubResponse:
+    """An invoke is answered with the acknowledged card, anything else with 200."""
+    return StubResponse(200, ACKNOWLEDGED if activity["type"] == "invoke" else None)
 
 
 @pytest.fixture
 def chat() -> Iterator[tuple[LocalChannel, Repl, RecordingBot, io.StringIO]]:
-    bot, out = RecordingBot(), io.StringIO()
+    bot, out = RecordingBot(acknowledging), io.StringIO()
     bot.server.start()
     with LocalChannel(f"{bot.server.url}/api/messages", out=out) as channel:
         repl = Repl(channel, "http://localhost/api/notify")

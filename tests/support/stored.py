@@ -40,3 +40,12 @@ def queue_count(connection: str, name: str) -> int:
 def snapshot_of_nothing(app_env: Any) -> frozenset[tuple[str, ...]]:
     """What `snapshot` says of an app that has stored nothing at all."""
     return frozenset({("queue", "0")})
+
+
+def table_rows(app_env: Any, setting: str) -> list[Any]:
+    """Every entity of the table named by `setting` (AcknowledgementsTableName, say); none when it was never made."""
+    service = TableServiceClient.from_connection_string(app_env.values["AzureWebJobsStorage"])
+    try:
+        return list(service.get_table_client(app_env.values[setting]).list_entities())
+    except ResourceNotFoundError:
+        return []

@@ -11,6 +11,7 @@ from shared_code.app import services
 from shared_code.notifications.records.ledger import RecipientKey
 from tests.support.builders import http_request, message
 from tests.support.notify_calls import body, call, drain, seed, status
+from tests.support.stored import table_rows
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 
@@ -40,16 +41,6 @@ def broadcast(app_env, connector, notification_id: str, conversations: list[str]
                              "ack": {"title": "Got it"}})
     assert response.status_code == 202
     drain(app_env, lambda: status(notification_id)["state"] == "done")
-
-
-def acks_table_rows() -> list:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    table = services.get().table_service.get_table_client(services.get().settings.acknowledgements_table)
-    try:
-        return list(table.list_entities())
-    except ResourceNotFoundError:
-        return []
 
 
 def test_each_message_of_an_ack_notification_carries_an_execute_button_naming_it(app_env, connector):
@@ -118,7 +109,7 @@ def test_a_forged_click_naming_another_conversation_is_not_counted(app_env, conn
     assert response.status_code == 200
     assert json.loads(response.get_body())["statusCode"] == 403
     assert status("policy-5")["acknowledged"] == 0
-    assert acks_table_rows() == []
+    assert table_rows(app_env, "AcknowledgementsTableName") == []
     assert connector.texts("outsider") == []
 
 
@@ -129,7 +120,7 @@ def test_an_ack_for_an_unknown_notification_is_recorded_nowhere(app_env, connect
 
     assert response.status_code == 200
     assert json.loads(response.get_body())["statusCode"] == 403
-    assert acks_table_rows() == []
+    assert table_rows(app_env, "AcknowledgementsTableName") == []
     assert "no notification 'no-such-notification'" in caplog.text
 
 

@@ -9,6 +9,7 @@ from shared_code.notifications.jobs import parse_job
 from shared_code.notifications.records.ledger import DeliveryState, Finish, RecipientKey
 from tests.support.builders import http_request, read_receipt
 from tests.support.notify_calls import body, call, seed, status
+from tests.support.stored import table_rows
 
 
 def post(activity: dict):
@@ -125,14 +126,4 @@ def test_a_malformed_receipt_is_answered_200_and_stores_nothing(app_env, connect
 
     assert {(a.status_code, a.get_body()) for a in answers} == {(200, b"")}
     assert reads("kept") == [0]
-    assert kept_rows() == []
-
-
-def kept_rows() -> list:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    table = services.get().table_service.get_table_client(services.get().settings.acknowledgements_table)
-    try:
-        return list(table.list_entities())
-    except ResourceNotFoundError:
-        return []
+    assert table_rows(app_env, "AcknowledgementsTableName") == []
