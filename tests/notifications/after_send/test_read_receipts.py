@@ -12,6 +12,12 @@ from tests.support.notify_calls import body, call, seed, status
 from tests.support.stored import table_rows
 
 
+def teams_chats(connector, *conversation_ids: str) -> None:
+    """Saved personal chats whose message ids are numbers, as in Teams."""
+    connector.numeric_ids = True
+    seed(connector, dict.fromkeys(conversation_ids, "en-US"))
+
+
 def post(activity: dict):
     return MessagesFunction.main(http_request("POST", "http://localhost/api/messages", activity))
 
@@ -32,8 +38,7 @@ def reads(*notification_ids: str) -> list[int]:
 
 
 def test_a_receipt_marks_every_earlier_delivery_in_its_chat_read(app_env, connector):
-    connector.numeric_ids = True
-    seed(connector, {"c-1": "en-US"})
+    teams_chats(connector, "c-1")
     send("first", "c-1")
     second = send("second", "c-1")
 
@@ -44,8 +49,7 @@ def test_a_receipt_marks_every_earlier_delivery_in_its_chat_read(app_env, connec
 
 
 def test_a_message_sent_after_the_receipts_id_stays_unread(app_env, connector):
-    connector.numeric_ids = True
-    seed(connector, {"c-1": "en-US"})
+    teams_chats(connector, "c-1")
     first = send("first", "c-1")
     send("later", "c-1")
 
@@ -55,8 +59,7 @@ def test_a_message_sent_after_the_receipts_id_stays_unread(app_env, connector):
 
 
 def test_repeated_and_later_receipts_count_a_recipient_once(app_env, connector):
-    connector.numeric_ids = True
-    seed(connector, {"c-1": "en-US"})
+    teams_chats(connector, "c-1")
     sent = send("once", "c-1")
 
     receipt(connector, "c-1", sent)
@@ -67,8 +70,7 @@ def test_repeated_and_later_receipts_count_a_recipient_once(app_env, connector):
 
 
 def test_a_receipt_in_another_chat_leaves_this_chats_messages_unread(app_env, connector):
-    connector.numeric_ids = True
-    seed(connector, {"c-1": "en-US", "c-2": "en-US"})
+    teams_chats(connector, "c-1", "c-2")
     send("mine", "c-1")
     theirs = send("theirs", "c-2")
 
@@ -89,8 +91,7 @@ def test_a_non_numeric_message_id_is_read_only_by_a_receipt_naming_it_exactly(ap
 
 
 def test_a_receipt_from_a_group_chat_reads_nothing(app_env, connector):
-    connector.numeric_ids = True
-    seed(connector, {"g-1": "en-US"})
+    teams_chats(connector, "g-1")
     sent = send("group", "g-1")
     activity = read_receipt(connector, "g-1", {"lastReadMessageId": sent})
     activity["conversation"]["conversationType"] = "groupChat"
@@ -116,8 +117,7 @@ def test_a_persons_message_is_read_only_from_the_chat_it_went_to(app_env, connec
 
 
 def test_a_malformed_receipt_is_answered_200_and_stores_nothing(app_env, connector):
-    connector.numeric_ids = True
-    seed(connector, {"c-1": "en-US"})
+    teams_chats(connector, "c-1")
     send("kept", "c-1")
     malformed = [None, "1", [], {}, {"lastReadMessageId": 10**20}, {"lastReadMessageId": ""},
                  {"lastReadMessageId": "9" * 300}]  # (ill-formed text is refused, 400, at the edge for any activity)
