@@ -31,7 +31,7 @@ def test_broadcast_reaches_every_saved_address_once(app_env, connector):
 def test_broadcast_of_1000_with_throttling_outages_and_blocked_users_is_exactly_once(app_env, connector):
     # GIVEN 1000 saved users; the channel throttles 10% of sends (Retry-After 1 s), fails 5% with 503,
     # and 2% of users blocked the bot (403 on every try)
-    app_env.set(**FAST)
+    app_env.set(**{**FAST, "RetryDelayScale": "0.02"})
     ids = seed(connector.url, 1000)
     faults = RandomFaults(seed=11, throttled=0.10, unavailable=0.05, gone=0.02, retry_after=1)
     connector.faults = faults
