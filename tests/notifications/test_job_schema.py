@@ -37,6 +37,8 @@ GOOD = [
     {"v": 1, "to": {"teamChannel": "19:abc@thread.tacv2"}, "text": "hi"},
     {"v": 1, "dialog": "survey", "to": {"teamChannel": "19:abc@thread.tacv2"}},
     {"v": 1, "kind": "edit", "id": "release-42", "text": "corrected"},
+    {"v": 1, "kind": "edit", "id": "release-42", "text": "corrected", "traceparent": "not one"},  # ignored
+    {"v": 1, "to": "all", "text": "hi", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
     {"v": 1, "kind": "edit", "id": "release-42", "attachments": [CARD], "suggestedActions": ACTIONS},
     {"v": 1, "kind": "edit", "id": "release-42", "text": {"en": "fixed", "fr": "corrigé"}, "defaultLocale": "en"},
 ]
