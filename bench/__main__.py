@@ -23,6 +23,7 @@ from bench import (
     readme,
     report_memory,
     table_ops,
+    telemetry,
     turn_latency,
 )
 from bench.common import ROOT, Figure
@@ -41,6 +42,7 @@ FIGURES = {
     "report_memory": report_memory.measure,
     "graph_reach": graph_reach.measure,
     "host_killed": host_killed.measure,
+    "telemetry": telemetry.measure,
 }
 
 

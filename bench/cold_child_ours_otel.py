@@ -1,0 +1,30 @@
+"""One cold start of this app with telemetry on: the OpenTelemetry SDK configured first (as the Python worker
+configures its distro before it loads a function), then MessagesFunction imported and its first turn served."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+start = time.perf_counter()
+sys.path.insert(0, os.environ["APP_ROOT"])
+
+from bench.telemetry_sdk import configure  # noqa: E402
+
+configure()
+
+import azure.functions as func  # noqa: E402
+
+import MessagesFunction  # noqa: E402
+
+imported = time.perf_counter()
+body = os.environ["BENCH_ACTIVITY"].encode()
+request = func.HttpRequest("POST", "http://localhost/api/messages", headers={"Content-Type": "application/json"},
+                           body=body)
+response = MessagesFunction.main(request)
+done = time.perf_counter()
+if response.status_code != 200:
+    sys.exit(f"unexpected status {response.status_code}: {response.get_body()!r}")
+print(json.dumps({"import_s": imported - start, "first_turn_s": done - start, "modules": len(sys.modules)}))
