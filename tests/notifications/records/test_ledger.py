@@ -53,9 +53,10 @@ def test_a_recipient_throttled_twenty_times_in_a_row_is_delivered_and_counted_as
     from stubs.connector import Fault
     from tests.support.broadcasts import broadcast, driver, is_done, seed, status
 
-    app_env.set(SendRatePerSecond="2000", RetryDelayScale="0.01", SendMaxAttempts="2")
+    app_env.set(SendRatePerSecond="2000", TenantSendRatePerSecond="2000", RetryDelayScale="0.01", SendMaxAttempts="2",
+                DeliveryLeaseSeconds="3")  # past a second of 429s, it goes back to the queue, still uncounted
     seed(connector.url, 3, prefix="hot")
-    connector.fail_next("hot-00001", Fault(429, retry_after=0), times=20)
+    connector.fail_next("hot-00001", Fault(429, retry_after=1), times=20)  # each pauses the tenant 0.01 s
     nid = broadcast(job_id="n-20x429")
     driver(app_env).run_until(is_done(nid), timeout=60)
 
