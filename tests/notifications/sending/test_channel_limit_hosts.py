@@ -1,8 +1,10 @@
-"""At the channel's real limit, on one, two or four host processes: exactly once, counts equal the channel's.
+"""At the channel's real limit, on four host processes: exactly once, counts equal the channel's.
 
 The connector stub enforces Teams' 50 sends per second per bot and tenant over a sliding second (429
 with Retry-After above it); the hosts are real dev host processes on one queue and one Azurite, each
-with its own process-local state, sharing only the tenant's budget row.
+with its own process-local state, sharing only the tenant's budget row. Four hosts are the hardest case of
+both promises (the most processes racing for the pages and for the row; each host still runs 16 senders of
+its own); bench figure 9 measures one, two and four, with 2,000.
 """
 
 from __future__ import annotations
@@ -44,14 +46,13 @@ def run_hosts(app_env, count: int, done, timeout: float) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("hosts", [1, 2, 4])
-def test_hosts_on_one_queue_deliver_1000_exactly_once_at_the_channels_limit(app_env, hosts):
+def test_four_hosts_on_one_queue_deliver_1000_exactly_once_at_the_channels_limit(app_env):
     app_env.set(**SETTINGS)
     with ConnectorStub(limits=ChannelLimits(tenant_limit=50)) as stub:
         ids = seed(stub.url, 1000, "tenant-a", "c")
-        nid = broadcast("at the limit", job_id=f"n-hosts-{hosts}")
+        nid = broadcast("at the limit", job_id="n-four-hosts")
 
-        run_hosts(app_env, hosts, lambda: status(nid)["state"] == "done", timeout=240)
+        run_hosts(app_env, 4, lambda: status(nid)["state"] == "done", timeout=240)
 
         received = {cid: len(stub.activities(cid)) for cid in ids}
         got = status(nid)
