@@ -1,4 +1,7 @@
-"""One cold start of this app: a fresh process imports MessagesFunction and serves its first turn."""
+"""One cold start of this app: a fresh process imports MessagesFunction and serves its first turn.
+
+BENCH_TELEMETRY=on configures the OpenTelemetry SDK first, as the Python worker configures its distro
+before it loads a function (bench figure 13)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,10 @@ import time
 
 start = time.perf_counter()
 sys.path.insert(0, os.environ["APP_ROOT"])
+if os.environ.get("BENCH_TELEMETRY") == "on":
+    from bench.telemetry_sdk import configure
+
+    configure()
 
 import azure.functions as func  # noqa: E402
 

@@ -17,7 +17,9 @@ COLD_RUNS = 7
 CPU_PAIRS = 3
 RECIPIENTS, PAGE = 2000, 500
 LATENCY = 0.005
-COLD = {"off": "cold_child_ours.py", "on": "cold_child_ours_otel.py", "botbuilder": "cold_child_botbuilder_dialogs.py"}
+# name: (child, its extra environment)
+COLD = {"off": ("cold_child_ours.py", {}), "on": ("cold_child_ours.py", {"BENCH_TELEMETRY": "on"}),
+        "botbuilder": ("cold_child_botbuilder_dialogs.py", {})}
 
 
 def _cpu(on: bool, connection: str, url: str) -> dict:
@@ -45,7 +47,8 @@ def measure() -> list[Figure]:
             for round_ in range(COLD_RUNS + 1):  # the first round warms the file cache, not counted
                 order = list(COLD) if round_ % 2 == 0 else list(reversed(COLD))
                 for name in order:
-                    wall, info = _run(COLD[name], dict(base_env, BENCH_ACTIVITY=_activity(connector.url)))
+                    script, extra = COLD[name]
+                    wall, info = _run(script, dict(base_env, BENCH_ACTIVITY=_activity(connector.url), **extra))
                     if round_:
                         walls[name].append(wall)
                         modules[name] = info["modules"]
