@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,13 @@ class Host:
     """
 
     def __init__(self, root: str | Path = ".", *, port: int = 7071, bind: str = "127.0.0.1",
-                 monitor: ScheduleMonitor | None = None) -> None:
+                 monitor: ScheduleMonitor | None = None, sign_in: Mapping[str, str] | None = None) -> None:
         self.root = Path(root).resolve()
         self.port = port
         self.bind = bind
         self.monitor = monitor or ScheduleMonitor()
+        # Headers App Service Authentication adds for a signed-in person (None: no platform authentication).
+        self.sign_in = sign_in
         self.app: App | None = None
         self.functions: dict[str, Function] = {}
         self.skipped: dict[str, str] = {}
@@ -88,7 +91,7 @@ class Host:
                 listeners.append(QueueListener(function, app.host.queues, connection_string(function)))
         http_functions = [f for f in self.functions.values() if f.spec.trigger_type == "httpTrigger"]
         try:
-            router = Router(http_functions, app.host.route_prefix, self._admin)
+            router = Router(http_functions, app.host.route_prefix, self._admin, self.sign_in)
         except ValueError as exc:
             raise AppError(str(exc)) from exc
         self._http = HttpFront(router, self.bind, self.port)

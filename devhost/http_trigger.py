@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -75,6 +75,9 @@ def to_reply(result: Any, function: str) -> Reply:
     return Reply(result.status_code, result.get_body(), tuple(headers))
 
 
+PLATFORM_AUTH_HEADERS = ("x-ms-client-principal", "x-ms-token-")
+
+
 class Router:
     """Chooses the function for a request and runs it; knows nothing of sockets.
 
@@ -82,13 +85,20 @@ class Router:
     does locally (keys are a concern of the deployed app, where the platform checks them).
     """
 
-    def __init__(self, functions: list[Function], route_prefix: str, admin: AdminRunner) -> None:
+    def __init__(self, functions: list[Function], route_prefix: str, admin: AdminRunner,
+                 sign_in: Mapping[str, str] | None = None) -> None:
         routes = [HttpRoute.of(f) for f in functions]
+        self.sign_in = dict(sign_in) if sign_in is not None else None
         self.routes = sorted(routes, key=lambda r: r.template.precedence)
         self.prefix = "/" + route_prefix.strip("/") if route_prefix.strip("/") else ""
         self.admin = admin
 
     def handle(self, method: str, url: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Reply:
+        if self.sign_in is not None:
+            # App Service Authentication, as the platform runs it in front of the app: whatever the caller sent
+            # under the platform's header names is dropped, and the signed-in person's headers are added.
+            headers = {k: v for k, v in headers.items() if not k.lower().startswith(PLATFORM_AUTH_HEADERS)}
+            headers.update(self.sign_in)
         if path.lower().startswith("/admin/"):
             return self._admin(method, path, body)
         if path in ("", "/"):

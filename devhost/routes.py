@@ -123,9 +123,8 @@ class RouteTemplate:
         values: dict[str, str] = {}
         for index, segment in enumerate(self.segments):
             if segment.catch_all:
+                # ASP.NET Core routing: "catch-all parameters can also match the empty string".
                 rest = "/".join(parts[index:])
-                if not rest and not (segment.optional or segment.default is not None):
-                    return None
                 values[segment.name] = rest or (segment.default or "")
                 return values
             if index >= len(parts):

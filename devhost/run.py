@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from devhost import azurite, telemetry
@@ -22,6 +23,8 @@ DEFAULT_PORT = 7071
 # The bot's app id (and the Teams app's manifest id) in this chat: MicrosoftAppId with --auth, and the manifest id
 # of the app in the Graph stub's catalog in local mode, where MicrosoftAppId is empty. A GUID, as a real one is.
 LOCAL_APP_ID = "00000000-0000-4000-8000-0000000b0071"
+LOCAL_AUTHOR_ID = "00000000-0000-4000-8000-00000000a071"  # the authors' page's signed-in author in local mode
+LOCAL_AUTHOR_NAME = "Local author"
 
 
 def ensure_local_settings(root: Path) -> bool:
@@ -67,13 +70,23 @@ def configure_logging(log_file: Path) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def start_host(root: Path, port: int) -> Host:
+def start_host(root: Path, port: int, sign_in: Mapping[str, str] | None = None) -> Host:
     """The host on `port`, or on a free port when that one is taken."""
     try:
-        return Host(root, port=port).start()
+        return Host(root, port=port, sign_in=sign_in).start()
     except OSError:
         print(f"Port {port} is busy: using a free port instead.", flush=True)
-        return Host(root, port=0).start()
+        return Host(root, port=0, sign_in=sign_in).start()
+
+
+def local_sign_in() -> dict[str, str]:
+    """What App Service Authentication adds to each request of a signed-in author, for the local author (an
+    Admin), and the setting by which the platform says it is on (`make run`; `--auth` leaves both out)."""
+    from shared_code.portal.signin import encode_principal
+
+    os.environ["WEBSITE_AUTH_ENABLED"] = "True"
+    return {"X-MS-CLIENT-PRINCIPAL": encode_principal(LOCAL_AUTHOR_ID, LOCAL_AUTHOR_NAME, ("Admins",)),
+            "X-MS-CLIENT-PRINCIPAL-ID": LOCAL_AUTHOR_ID, "X-MS-CLIENT-PRINCIPAL-NAME": LOCAL_AUTHOR_NAME}
 
 
 def _add_trusted(url: str) -> None:
@@ -163,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         graph = start_graph(channel, app_id, auth=login_services[1].claims if login_services else None)
         explicit_base_url = "PublicBaseUrl" in os.environ
         try:
-            host = start_host(root, args.port)
+            host = start_host(root, args.port, None if args.auth else local_sign_in())
         except AppError as exc:
             print(f"The app cannot start: {exc}", file=sys.stderr)
             return 2
@@ -179,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, why in host.skipped.items():
             print(f"                {name} is not running: {why}")
         print(f"Bot endpoint:   {channel.bot_url}")
+        if args.auth:
+            print(f"Authors' page:  {host.url}/api/portal/  refuses its API: no App Service Authentication here, so "
+                  "a sign-in header (even a forged X-MS-CLIENT-PRINCIPAL) is not trusted")
+        else:
+            print(f"Authors' page:  {host.url}/api/portal/  (signed in as {LOCAL_AUTHOR_NAME}, an Admin)")
         print(f"Local channel:  serviceUrl {channel.service_url}")
         print(f"Graph (stub):   {graph.base_url}  (the app {app_id or LOCAL_APP_ID} in its catalog; "
               "/group makes people who never wrote)")

@@ -85,3 +85,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The long scenarios (marked `slow`) first: run in parallel (`make test` uses pytest-xdist), each worker
     takes one as it frees up, so none is left to start at the end and hold up the whole run alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the rest keep their order
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The authors' page's browser tests need Debian's Chromium: where it is missing they are skipped, and the
+    run says so at its end."""
+    from tests.portal.chromium import chromium_missing
+
+    reason = chromium_missing()
+    if reason:
+        terminalreporter.write_line(f"The authors' page's browser tests were skipped: {reason}.", yellow=True)

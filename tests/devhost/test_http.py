@@ -146,3 +146,13 @@ def test_http_function_returning_nothing_answers_204(tmp_path: Path) -> None:
         response = requests.get(f"{host.url}/api/none", timeout=5)
 
     assert (response.status_code, response.content) == (204, b"")
+
+
+def test_a_catch_all_route_parameter_also_matches_nothing() -> None:
+    from devhost.routes import RouteTemplate
+
+    template = RouteTemplate.parse("portal/{*path}")
+
+    assert template.match("portal/") == {"path": ""}
+    assert template.match("portal/api/notify/n-1") == {"path": "api/notify/n-1"}
+    assert template.match("portals/x") is None
