@@ -24,9 +24,12 @@ SECRET_WORDS = ("password", "secret", "key", "token", "connectionstring")
 # Read by the code, left unset in Azure on purpose: a connection string (with its key) is for Azurite and local
 # runs, Azure uses the identity-based AzureWebJobsStorage__*; a password exists only for SingleTenant with a
 # secret, and the template's bot is its managed identity.
-NOT_SET_IN_AZURE = {"AzureWebJobsStorage", "MicrosoftAppPassword"}
-# Set for the Functions host (its blob leases), not read by the app.
-HOST_ONLY = {"AzureWebJobsStorage__blobServiceUri"}
+# WEBSITE_AUTH_ENABLED is App Service's own: the platform sets it when authentication is on.
+SET_BY_PLATFORM = {"WEBSITE_AUTH_ENABLED"}
+NOT_SET_IN_AZURE = {"AzureWebJobsStorage", "MicrosoftAppPassword", *SET_BY_PLATFORM}
+# Set for the Functions host (its blob leases) and for App Service Authentication (the managed identity it signs
+# authors in with, instead of a client secret), not read by the app.
+HOST_ONLY = {"AzureWebJobsStorage__blobServiceUri", "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"}
 # Literal values that are the deployment's choice, not the code's default (which suits a local run).
 DEPLOYMENT_CHOICES = {"MicrosoftAppType": "UserAssignedMSI", "AzureWebJobsStorage__credential": "managedidentity"}
 # App settings and site properties the Flex Consumption plan rejects or ignores (runtime and scale live in
@@ -102,7 +105,7 @@ def test_infra_setting_names_cover_every_settings_field() -> None:
 
 def test_infra_local_settings_example_lists_the_same_settings() -> None:
     values = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
-    assert {name for name in values if not name.startswith(PLATFORM_PREFIXES)} == set(SETTING_NAMES.values())
+    assert {name for name in values if not name.startswith(PLATFORM_PREFIXES)} == set(SETTING_NAMES.values()) - SET_BY_PLATFORM
 
 
 def test_infra_literal_settings_equal_the_code_defaults() -> None:
@@ -365,3 +368,17 @@ def test_host_json_keeps_every_failure_and_the_outcome_lines() -> None:
     # Sampling thins traces under load; requests and exceptions must all reach Application Insights.
     assert {"Request", "Exception"} <= set(sampling["excludedTypes"].split(";"))
     assert logging_["logLevel"]["Function"] == "Information"  # the INFO outcome lines
+
+
+def test_infra_puts_the_authors_page_behind_app_service_authentication_but_not_the_bot_or_the_keyed_api() -> None:
+    auth = _one(_template(), "Microsoft.Web/sites/config")
+    validation = auth["properties"]["globalValidation"]
+
+    assert auth["name"].endswith("/authsettingsV2')]") and "portalClientId" in auth["condition"]
+    assert validation["requireAuthentication"] and validation["unauthenticatedClientAction"] == "RedirectToLoginPage"
+    assert {"/api/messages", "/api/notify", "/api/notify/*"} <= set(validation["excludedPaths"])
+    assert not any(path.startswith("/api/portal") for path in validation["excludedPaths"])
+    # The app checks the ID token Easy Auth forwards: the token store must be on. No client secret: the identity.
+    assert auth["properties"]["login"]["tokenStore"]["enabled"] is True
+    registration = auth["properties"]["identityProviders"]["azureActiveDirectory"]["registration"]
+    assert registration["clientSecretSettingName"] == "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"
