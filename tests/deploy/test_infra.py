@@ -374,7 +374,7 @@ def test_infra_puts_the_authors_page_behind_app_service_authentication_but_not_t
     auth = _one(_template(), "Microsoft.Web/sites/config")
     validation = auth["properties"]["globalValidation"]
 
-    assert auth["name"].endswith("/authsettingsV2')]") and "portalClientId" in auth["condition"]
+    assert "/authsettingsV2'" in auth["name"] and "portalClientId" in auth["condition"]
     assert validation["requireAuthentication"] and validation["unauthenticatedClientAction"] == "RedirectToLoginPage"
     assert {"/api/messages", "/api/notify", "/api/notify/*"} <= set(validation["excludedPaths"])
     assert not any(path.startswith("/api/portal") for path in validation["excludedPaths"])
