@@ -43,6 +43,7 @@ def test_a_broadcast_over_three_pages_is_one_trace_linking_request_scans_pages_a
     scans, pages, sends = (by_name(spans, name) for name in ("notifications.scan", "notifications.page", tracing.SEND))
     ids = {s.context.span_id: s for s in spans}
     assert all(ids[scan.parent.span_id].name in (tracing.NOTIFY, "notifications.scan") for scan in scans)
+    assert sum(scan.attributes.get("notification.recipients", 0) for scan in scans) == 300
     assert sorted(p.attributes["notification.page"] for p in pages) == ["000000", "000001", "000002"]
     assert all(ids[page.parent.span_id].name == "notifications.scan" for page in pages)
     assert [(p.attributes["notification.recipients"], p.attributes["notification.sent"]) for p in pages] == [(100, 100)] * 3

@@ -185,6 +185,7 @@ def run_scan(scan: ScanJob, services: NotificationServices, *, now: datetime | N
         if not sendable:  # no page job will save this page's counts
             store.save_counts(scan.notification, page_id,
                               lambda: counts_of(services.ledger.page(scan.notification, page_id).values()))
+    tracing.annotate({tracing.RECIPIENTS: len(record.keys), "notification.last_page": record.last})
     for chunk in split_keys(sendable):
         jobs.enqueue(PageJob(scan.notification, page_id, chunk).to_json(), services)
     store.mark_page_enqueued(scan.notification, page_id)
