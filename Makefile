@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench package teams-app clean
+.PHONY: setup run test lint bench package teams-app screenshots clean
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -32,6 +32,10 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+## The README's pictures of the authors' page (docs/screenshots/), taken in Debian's Chromium from the app as it is.
+screenshots: setup
+	$(PY) -m devhost.azurite -- $(PY) -m tests.portal.screenshots
 
 ## Benchmarks (not tests): prints ratios measured in one run, writes bench/RESULTS.md.
 bench: setup
