@@ -27,7 +27,7 @@ pytestmark = pytest.mark.xdist_group("deployment-zip")
 PIP_CACHE = ROOT / "dist" / "pip-cache"
 
 DEV_ONLY_PARTS = {
-    "tests", "devhost", "stubs", "bench", "deploy", "infra", "dist", "node_modules", "__pycache__",
+    "tests", "devhost", "stubs", "bench", "deploy", "infra", "dist", "docs", "node_modules", "__pycache__",
     ".venv", ".git", ".github", ".ci", ".vscode", ".pytest_cache", ".ruff_cache", ".hypothesis",
 }
 DEV_ONLY_FILES = {
