@@ -15,6 +15,7 @@ from pathlib import Path
 from devhost import azurite, telemetry
 from devhost.app import AppError
 from devhost.channel import HELP, LocalChannel, Repl
+from devhost.easy_auth import signed_in_headers
 from devhost.host import Host
 from stubs.graph import GraphStub, TokenClaims
 
@@ -82,11 +83,8 @@ def start_host(root: Path, port: int, sign_in: Mapping[str, str] | None = None) 
 def local_sign_in() -> dict[str, str]:
     """What App Service Authentication adds to each request of a signed-in author, for the local author (an
     Admin), and the setting by which the platform says it is on (`make run`; `--auth` leaves both out)."""
-    from shared_code.portal.signin import encode_principal
-
     os.environ["WEBSITE_AUTH_ENABLED"] = "True"
-    return {"X-MS-CLIENT-PRINCIPAL": encode_principal(LOCAL_AUTHOR_ID, LOCAL_AUTHOR_NAME, ("Admins",)),
-            "X-MS-CLIENT-PRINCIPAL-ID": LOCAL_AUTHOR_ID, "X-MS-CLIENT-PRINCIPAL-NAME": LOCAL_AUTHOR_NAME}
+    return signed_in_headers(LOCAL_AUTHOR_ID, LOCAL_AUTHOR_NAME, ("Admins",))
 
 
 def _add_trusted(url: str) -> None:

@@ -163,12 +163,4 @@ def _roles(claims: list[tuple[str, str]], settings: Settings) -> frozenset[Role]
     return frozenset(roles)
 
 
-def encode_principal(object_id: str, name: str, roles: tuple[str, ...] = ()) -> str:
-    """An `X-MS-CLIENT-PRINCIPAL` value as Easy Auth writes it (the dev host and the tests play the platform)."""
-    claims = [{"typ": OBJECT_ID_TYPES[0], "val": object_id}, {"typ": "name", "val": name},
-              *({"typ": ROLE_TYPES[1], "val": role} for role in roles)]
-    principal = {"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": ROLE_TYPES[1]}
-    return base64.b64encode(json.dumps(principal).encode()).decode()
-
-
-__all__ = ["Author", "IdTokenCheck", "Role", "encode_principal", "signed_in"]
+__all__ = ["Author", "IdTokenCheck", "Role", "signed_in"]

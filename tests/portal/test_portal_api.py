@@ -12,7 +12,7 @@ import pytest
 import MessagesFunction
 import NotifyFunction
 import PortalFunction
-from shared_code.portal.signin import encode_principal
+from devhost.easy_auth import encode_principal
 from stubs.openid import OpenIdStub, emulator_issuer
 from tests.support.builders import http_request, message
 from tests.support.queue_driver import QueueDriver
