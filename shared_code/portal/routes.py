@@ -129,8 +129,7 @@ def _api(req: func.HttpRequest, path: str, services: NotificationServices) -> fu
 
 def _list(req: func.HttpRequest, author: Author, services: NotificationServices) -> api.Answer:
     mine = req.params.get("mine") in ("1", "true")
-    return api.list_notifications(services, {k: v for k, v in req.params.items() if k != "author"},
-                                  author_id=author.id if mine else None)
+    return api.list_notifications(services, req.params, author_id=author.id if mine else None)
 
 
 def _csv(action: str, notification_id: str, services: NotificationServices) -> func.HttpResponse:

@@ -195,10 +195,12 @@ def test_the_list_is_newest_first_paged_and_filtered_by_author(signed_in_env):
     first = payload(as_author("GET", "api/notify", params={"limit": "2"}))
     second = payload(as_author("GET", "api/notify", params={"limit": "2", "after": first["next"]}))
     bobs = payload(as_author("GET", "api/notify", params={"mine": "1"}, who=bob))
+    by_bob = payload(as_author("GET", "api/notify", params={"author": BOB}))
 
     assert [n["id"] for n in first["notifications"]] == ["n-2", "n-1"]
     assert [n["id"] for n in second["notifications"]] == ["n-0"] and "next" not in second
     assert [n["id"] for n in bobs["notifications"]] == ["n-1"]
+    assert [n["id"] for n in by_bob["notifications"]] == ["n-1"]
     assert first["notifications"][0]["summary"] == "number 2"
 
 

@@ -5,7 +5,7 @@
 const API = "api/";
 const HEADERS = {"X-Portal-Request": "1"};  // the anti-forgery header the API requires
 const $ = (id) => document.getElementById(id);
-const state = {me: null, teams: null, next: "", detailId: "", poll: 0, composeId: "", lastCount: null};
+const state = {me: null, teams: null, next: "", detailId: "", poll: 0, composeId: "", lastCount: null, author: null};
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -65,6 +65,10 @@ function show(view) {
   clearInterval(state.poll);
   clearError();
   say("");
+  // A screen reader hears where it is now, and the keyboard starts from there.
+  const heading = $("view-" + view).querySelector("h2");
+  heading.tabIndex = -1;
+  heading.focus();
 }
 
 async function route() {
@@ -87,6 +91,9 @@ async function showList(fresh) {
   const query = new URLSearchParams({limit: "20"});
   if ($("filter-state").value) query.set("state", $("filter-state").value);
   if ($("filter-mine").checked) query.set("mine", "1");
+  else if (state.author) query.set("author", state.author.id);
+  $("filter-author").hidden = !state.author || $("filter-mine").checked;
+  $("filter-author-name").textContent = state.author ? state.author.name : "";
   if (state.next) query.set("after", state.next);
   say("Loading…");
   const data = await call("GET", "notify?" + query);
@@ -104,8 +111,15 @@ function listRow(item) {
     el("td", {text: audienceText(item.to)}),
     el("td", {}, el("span", {class: "state " + item.state, text: item.state})),
     el("td", {text: `${item.sent} / ${item.total}`}),
-    el("td", {text: item.createdBy ? item.createdBy.name : ""}),
+    el("td", {}, authorButton(item.createdBy)),
     el("td", {text: item.createdAt ? new Date(item.createdAt).toLocaleString() : ""}));
+}
+
+function authorButton(author) {
+  if (!author) return "";
+  const button = el("button", {type: "button", class: "link", title: "Show only this author's", text: author.name});
+  button.addEventListener("click", () => { state.author = author; showList(true).catch(fail); });
+  return button;
 }
 
 function audienceText(to) {
@@ -452,6 +466,7 @@ async function start() {
   $("filter-state").addEventListener("change", () => showList(true).catch(fail));
   $("filter-mine").addEventListener("change", () => showList(true).catch(fail));
   $("list-more").addEventListener("click", () => showList(false).catch(fail));
+  $("filter-author-clear").addEventListener("click", () => { state.author = null; showList(true).catch(fail); });
   for (const radio of document.querySelectorAll("input[name=kind]")) radio.addEventListener("change", kindChanged);
   for (const id of ["text", "card", "ack", "ack-title"]) $(id).addEventListener("input", renderPreview);
   $("audience").addEventListener("change", () => audienceChanged().catch(fail));
