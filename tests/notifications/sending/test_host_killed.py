@@ -18,33 +18,35 @@ CONCURRENCY = 8
 
 @pytest.mark.slow
 def test_a_host_killed_mid_page_sends_nobody_twice_and_reports_the_sends_in_doubt(app_env, connector):
-    settings = {"SendConcurrency": str(CONCURRENCY), "BroadcastPageSize": "200", "SendRatePerSecond": "300",
+    settings = {"SendConcurrency": str(CONCURRENCY), "BroadcastPageSize": "100", "SendRatePerSecond": "300",
                 "DeliveryLeaseSeconds": "2", "StalledAfterSeconds": "3", "RetryDelayScale": "0.1",
                 "TenantSendRatePerSecond": "300", "PageWatchSeconds": "2"}  # the sweep waits for a stale heartbeat
     app_env.set(**settings)
     connector.latency = 0.02
-    ids = seed(connector.url, 1000)
+    ids = seed(connector.url, 500)  # five pages: killed in the second
     nid = broadcast("exactly once, or at most once", job_id="n-killed")
 
     with HostProcess(app_env.values) as first:
         deadline = time.monotonic() + 60
-        while connector.total_delivered() < 300 and time.monotonic() < deadline:
+        while connector.total_delivered() < 150 and time.monotonic() < deadline:
             time.sleep(0.01)
         first.kill()  # mid-page: a chunk of sends is in flight
     killed_at = connector.total_delivered()
-    assert 300 <= killed_at < 1000
+    assert 150 <= killed_at < 500
 
     with HostProcess(app_env.values):
-        deadline = time.monotonic() + 120
+        started = swept = time.monotonic()
         while status(nid)["state"] != "done":
-            assert time.monotonic() < deadline, status(nid)
-            time.sleep(3.5)  # longer than StalledAfterSeconds and the lease: the dead host's work is resumed
-            sweep.resume_stalled(services.get())
+            assert time.monotonic() - started < 120, status(nid)
+            time.sleep(0.5)
+            if time.monotonic() - swept > 3.5:  # longer than StalledAfterSeconds and the lease: the dead host's
+                sweep.resume_stalled(services.get())  # work is resumed
+                swept = time.monotonic()
 
     counts = {cid: len(connector.activities(cid)) for cid in ids}
     assert max(counts.values()) == 1  # nobody twice
     got = status(nid)
-    assert got["sent"] + got["failed"] == 1000 and got["pending"] == 0
+    assert got["sent"] + got["failed"] == 500 and got["pending"] == 0
     assert got["failed"] <= CONCURRENCY
     if got["failed"]:
         assert {e["code"] for e in got["errors"]} == {"outcome_unknown"}
