@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
@@ -71,6 +72,9 @@ def _id_tokens(settings: Settings) -> IdTokenCheck | None:
 
 def handle(req: func.HttpRequest, services: NotificationServices) -> func.HttpResponse:
     path = (req.route_params.get("path") or "").strip("/")
+    if not path and not urlsplit(req.url).path.endswith("/"):
+        # /api/portal: the page's files are relative to /api/portal/
+        return func.HttpResponse(status_code=308, headers={"Location": urlsplit(req.url).path + "/"})
     if not path.startswith("api/") and path != "api":
         return _file(path, req.method.upper())
     return http_edge.respond(lambda: _api(req, path[len("api/"):], services))

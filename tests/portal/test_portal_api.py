@@ -82,6 +82,13 @@ def test_the_page_is_served_to_anyone_with_a_policy_that_forbids_inline_scripts(
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
 
 
+def test_the_page_without_its_trailing_slash_redirects_to_it(app_env):
+    response = PortalFunction.main(http_request("GET", f"{ORIGIN}/api/portal", route_params={"path": ""}))
+
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/api/portal/"
+
+
 def test_an_unknown_file_is_a_404_with_a_json_error(app_env):
     response = portal("GET", "../local.settings.json")
 
