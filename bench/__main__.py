@@ -19,6 +19,7 @@ from bench import (
     graph_reach,
     host_killed,
     memory,
+    portal,
     rate_budget,
     readme,
     report_memory,
@@ -43,6 +44,7 @@ FIGURES = {
     "graph_reach": graph_reach.measure,
     "host_killed": host_killed.measure,
     "telemetry": telemetry.measure,
+    "portal": portal.measure,
 }
 
 

@@ -25,19 +25,21 @@ START_TIMEOUT = 60.0
 class HostProcess:
     """`with HostProcess(settings) as host:` runs the app at `host.url`; the tail of its log is kept for errors."""
 
-    def __init__(self, settings: dict[str, str]) -> None:
+    def __init__(self, settings: dict[str, str], module: str = "devhost") -> None:
+        """`module`: what `python -m` runs, with `--root` and `--port 0`; it prints `devhost: listening on URL`."""
         # Every setting the app reads has the example's value unless the run says otherwise, as a fresh
         # `make run` would; the timers are off: their work would mix with what the figures measure.
         example = json.loads((Path(ROOT) / "local.settings.example.json").read_text())["Values"]
         timers_off = {f"AzureWebJobs.{name}.Disabled": "true"
                       for name in ("TimerSurveyFunction", "ScheduledNotificationsFunction", "PurgeFunction")}
         self._env = {**example, **os.environ, **settings, "PYTHONUNBUFFERED": "1", **timers_off}
+        self._module = module
         self._process: subprocess.Popen[str] | None = None
         self._log: deque[str] = deque(maxlen=40)
         self.url = ""
 
     def __enter__(self) -> HostProcess:
-        self._process = subprocess.Popen([sys.executable, "-m", "devhost", "--root", ROOT, "--port", "0"],
+        self._process = subprocess.Popen([sys.executable, "-m", self._module, "--root", ROOT, "--port", "0"],
                                          cwd=ROOT, env=self._env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          text=True, start_new_session=True)
         lines: queue.Queue[str] = queue.Queue()

@@ -9,23 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import MessagesFunction
+from devhost.chromium import chromium
 from devhost.host import Host
 from devhost.run import local_sign_in
 from shared_code.app import services
-from tests.portal.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.builders import http_request, message
 
 ROOT = Path(__file__).resolve().parents[2]
-@contextmanager
-def chromium() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
-        try:
-            yield browser
-        finally:
-            browser.close()
+__all__ = ["ROOT", "chromium", "portal_host", "save_conversations"]
 
 
 @contextmanager
