@@ -43,17 +43,17 @@ def drain(app_env, done) -> None:
 
 
 @pytest.mark.slow
-def test_a_broadcast_to_300_edited_then_recalled_updates_then_deletes_every_message_exactly_once(app_env, connector):
-    app_env.set(**FAST, BroadcastPageSize="100")
-    ids = seed(connector, 300)
+def test_a_broadcast_to_120_in_three_pages_edited_then_recalled_updates_then_deletes_every_message_exactly_once(app_env, connector):
+    app_env.set(**FAST, BroadcastPageSize="40")
+    ids = seed(connector, 120)
     call("POST", body={"id": "wrong", "text": "Version 41 is out", "to": "all"})
     drain(app_env, lambda: status("wrong")["state"] == "done")
     sent = {cid: connector.activities(cid)[0]["id"] for cid in ids}
 
     edited = call("PATCH", "wrong", body={"text": "Version 42 is out"})
-    drain(app_env, lambda: status("wrong")["updated"] == 300)
+    drain(app_env, lambda: status("wrong")["updated"] == 120)
     recalled = call("POST", "wrong", "recall")
-    drain(app_env, lambda: status("wrong")["recalled"] == 300)
+    drain(app_env, lambda: status("wrong")["recalled"] == 120)
 
     assert (edited.status_code, recalled.status_code) == (202, 202)
     puts = Counter((cid, aid) for cid, aid, _ in connector.updated)
