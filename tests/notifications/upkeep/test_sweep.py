@@ -25,8 +25,8 @@ def drain(app_env, **kwargs) -> None:
 
 @pytest.mark.slow
 def test_a_scan_job_held_by_an_instance_that_never_finishes_is_resumed_by_the_sweep(app_env, connector):
-    app_env.set(**{**FAST, "StalledAfterSeconds": "0", "BroadcastPageSize": "200"})
-    ids = seed(connector.url, 2000)
+    app_env.set(**{**FAST, "StalledAfterSeconds": "0", "BroadcastPageSize": "100"})
+    ids = seed(connector.url, 500)  # five pages, every one behind the held scan
     nid = broadcast("exactly once", job_id="n-held-scan")
     # An instance takes the first scan job and never finishes it: invisible for an hour.
     held = driver(app_env).queue.receive_messages(visibility_timeout=3600, max_messages=1)
@@ -36,10 +36,10 @@ def test_a_scan_job_held_by_an_instance_that_never_finishes_is_resumed_by_the_sw
     fire_the_timer()
     driver(app_env).run_until(is_done(nid), timeout=120)
 
-    assert connector.total_delivered() == 2000
+    assert connector.total_delivered() == 500
     assert all(len(connector.activities(cid)) == 1 for cid in ids)
     got = status(nid)
-    assert (got["sent"], got["failed"], got["pending"]) == (2000, 0, 0)
+    assert (got["sent"], got["failed"], got["pending"]) == (500, 0, 0)
 
 
 def test_a_page_job_deleted_from_the_queue_is_reissued_with_exact_counts(app_env, connector):
