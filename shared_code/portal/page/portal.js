@@ -41,9 +41,13 @@ function say(text) { $("status").textContent = text; }
 function fail(error) {
   const box = $("error");
   box.hidden = false;
-  box.textContent = error.status === 401
-    ? `Not signed in: ${error.message}. Reload the page to sign in again.`
-    : `${error.message}`;
+  if (error.status !== 401) {
+    box.textContent = error.message;
+    return;
+  }
+  // Entra ID's sign-in page cannot be shown inside a frame (a Teams tab): a window of its own can.
+  const link = el("a", {href: location.href.split("#")[0], target: "_blank", rel: "noopener", text: "open the page in a new window"});
+  box.replaceChildren(`Not signed in: ${error.message}. Reload the page to sign in again, or `, link, ".");
 }
 
 function clearError() { $("error").hidden = true; $("error").textContent = ""; }
