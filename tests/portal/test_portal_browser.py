@@ -150,3 +150,13 @@ def test_without_platform_authentication_the_page_says_it_is_not_signed_in(brows
 
         assert "Not signed in" in tab.locator("#error").text_content()
         tab.close()
+
+
+def test_every_control_of_the_compose_form_has_a_label_and_the_view_takes_the_focus(page):
+    open_page(page, "#/new")
+
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll("#view-new input, #view-new select, #view-new textarea")]
+        .filter((c) => !c.labels.length && !c.getAttribute("aria-label")).map((c) => c.id || c.name)""")
+
+    assert unlabelled == []
+    assert page.evaluate("() => document.activeElement.id") in ("new-title", "text")
