@@ -81,10 +81,33 @@ def app_env(storage_connection: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     services.reset()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook, which `_name_groups` completes
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The long scenarios (marked `slow`) first: run in parallel (`make test` uses pytest-xdist), each worker
     takes one as it frees up, so none is left to start at the end and hold up the whole run alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the rest keep their order
+    if getattr(config.option, "loadgroup", False):
+        _name_groups(items)
+
+
+def _name_groups(items: list[pytest.Item]) -> None:
+    """Each test of an `xdist_group` named `<node id>@<group>`, which is how `--dist loadgroup` finds its group.
+
+    pytest-xdist 3.8 writes that name into `item._nodeid`, which pytest 9.2 no longer reads (its node ids are
+    structured: pytest-dev/pytest-xdist#1386): nothing failed, every test was scheduled alone, and each worker
+    that ran a deployment-zip test built the zip again. Until pytest-xdist names the group itself, it is
+    written here where pytest 9.2 keeps a node's id; a name that already ends with the group is left as it is.
+    """
+    try:
+        from _pytest.nodeid import coerce_node_id  # pytest 9.2's structured ids; older ones take xdist's rename
+    except ImportError:
+        return
+    for item in items:
+        groups = {str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                  for mark in item.iter_markers("xdist_group")}
+        suffix = "@" + "_".join(sorted(groups))
+        if groups and not item.nodeid.endswith(suffix):
+            item._id = coerce_node_id(item.nodeid + suffix)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
