@@ -30,7 +30,7 @@ def notify(notification_id: str, **body: object) -> None:
 
 @pytest.mark.slow
 def test_a_broadcast_over_three_pages_is_one_trace_linking_request_scans_pages_and_sends(app_env, connector, telemetry):
-    app_env.set(**FAST, BroadcastPageSize="100")
+    app_env.set(**FAST, BroadcastPageSize="100", SendConcurrency="50")  # few ledger transactions: cheap
     seed(connector.url, 300)
 
     notify("n-traced")
@@ -140,10 +140,10 @@ def test_no_span_attribute_names_a_person_or_a_conversation_or_holds_the_text(ap
 
 
 def test_the_send_metrics_count_outcomes_by_code_throttles_latency_and_job_age(app_env, connector, telemetry):
-    app_env.set(**FAST)
+    app_env.set(**{**FAST, "RetryDelayScale": "0.01"})  # the 429's second of Retry-After: a hundredth
     ids = seed(connector.url, 4)
     connector.fail_next(ids[0], Fault(403))
-    connector.fail_next(ids[1], Fault(429, retry_after=0))  # tried again at once, then sent
+    connector.fail_next(ids[1], Fault(429, retry_after=1))  # tried again at once, then sent
 
     notify("n-metrics")
     driver(app_env).run_until(is_done("n-metrics"), timeout=30)
