@@ -30,7 +30,7 @@ def notify(notification_id: str, **body: object) -> None:
 
 @pytest.mark.slow
 def test_a_broadcast_over_three_pages_is_one_trace_linking_request_scans_pages_and_sends(app_env, connector, telemetry):
-    app_env.set(**FAST, BroadcastPageSize="100", SendConcurrency="50")  # few ledger transactions: cheap
+    app_env.set(**FAST, BroadcastPageSize="100")
     seed(connector.url, 300)
 
     notify("n-traced")
