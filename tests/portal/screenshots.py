@@ -11,7 +11,6 @@ import os
 import sys
 import time
 import uuid
-from pathlib import Path
 
 from shared_code.plumbing.settings import storage_names
 from stubs.connector import ConnectorStub
