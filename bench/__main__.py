@@ -67,6 +67,10 @@ Notes:
 - Figure 12 kills the host about 2 s after the first delivery, while it runs all four pages: the next delivery
   waits for a page's watchdog, at most PageWatchSeconds + three heartbeats (20 + 15 s) after the kill plus the
   queue's polling; where in its 20 s cycle the kill falls moves it (README, "A host that dies mid-page").
+- Figure 13's "on" configures the OpenTelemetry SDK (batching exporters to /dev/null) before the function loads,
+  as the Python worker configures its distro; the app's own part of that is nil on the turn path (its tracer and
+  instruments are made at the first notification call). The Azure Monitor distro itself imports and sets up in
+  about 1.4 s more, which is why it is not deployed yet (README, "Telemetry").
 - Absolute times move with the machine's load (it is shared); ratios are measured side by side.
 """
 
