@@ -24,7 +24,7 @@ ACTIVITY_PATHS = [
     ("from",), ("from", "id"), ("from", "name"), ("from", "aadObjectId"), ("from", "role"),
     ("recipient", "id"), ("recipient", "name"), ("channelData",), ("channelData", "tenant", "id"),
 ]
-HOSTILE = settings(max_examples=80, deadline=None, database=None,
+HOSTILE = settings(max_examples=40, deadline=None, database=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                           HealthCheck.data_too_large, HealthCheck.large_base_example])
 

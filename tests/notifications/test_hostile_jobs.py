@@ -37,7 +37,7 @@ JOB_PATHS = [("v",), ("kind",), ("id",), ("to",), ("to", "conversation"), ("to",
              ("defaultLocale",), ("dialog",)]
 INTERNAL_PATHS = [("v",), ("notification",), ("index",), ("continuation",), ("page",), ("keys",), ("attempt",),
                   ("run",)]
-HOSTILE = settings(max_examples=80, deadline=None, database=None,
+HOSTILE = settings(max_examples=40, deadline=None, database=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                           HealthCheck.data_too_large, HealthCheck.large_base_example])
 public_jobs = st.tuples(st.sampled_from(BASE_JOBS), hostile.changes(JOB_PATHS))
