@@ -257,18 +257,18 @@ def test_a_forged_scan_job_naming_a_graph_page_after_the_last_is_refused(app_env
 
 
 @pytest.mark.slow
-def test_a_group_of_90_people_none_of_whom_wrote_reaches_each_once_in_three_pages(app_env, connector):
+def test_a_group_of_60_people_none_of_whom_wrote_reaches_each_once_in_three_pages(app_env, connector):
     # 5,000 in pages of 500 passes the same way (about 4 CPU-minutes on Azurite): the suite keeps three small pages.
-    with organisation(app_env, connector, BroadcastPageSize="30") as graph:
-        users = graph.add_users(90, prefix="p", group=GROUP)
+    with organisation(app_env, connector, BroadcastPageSize="20") as graph:
+        users = graph.add_users(60, prefix="p", group=GROUP)
 
         # The queue message stays invisible while its page runs, as the Functions host keeps it.
-        got = broadcast(app_env, {"group": GROUP}, "Everyone", "g-90", timeout=300, visibility=300)
+        got = broadcast(app_env, {"group": GROUP}, "Everyone", "g-60", timeout=300, visibility=300)
 
         assert received(connector, "Everyone") == Counter({chat_of(graph, u): 1 for u in users})
-        assert graph.installs == 90 and graph.counters().calls[CallKind.INSTALL] == 90
-        assert graph.counters().calls[CallKind.INSTALLED_APPS] == 180  # 3 Graph calls per new person, no more
-        assert (got["pages"], got["total"], got["sent"], got["failed"]) == (3, 90, 90, 0)
+        assert graph.installs == 60 and graph.counters().calls[CallKind.INSTALL] == 60
+        assert graph.counters().calls[CallKind.INSTALLED_APPS] == 120  # 3 Graph calls per new person, no more
+        assert (got["pages"], got["total"], got["sent"], got["failed"]) == (3, 60, 60, 0)
 
 
 def test_a_forged_page_job_naming_someone_outside_the_group_installs_nothing_and_sends_nothing(app_env, connector):

@@ -113,8 +113,8 @@ def test_four_processes_hammering_one_tenant_stay_within_its_rate_and_use_nearly
 @pytest.mark.slow
 def test_table_operations_are_a_few_per_second_per_tenant_not_one_per_send(storage_connection):
     # GIVEN 4 processes sending to one tenant; once past the first two seconds (creating the table
-    # and the row, chunks growing from the threads' first demand)...
-    seconds = 6.0
+    # and the row, chunks growing from the threads' first demand), two and a half steady seconds...
+    seconds = 4.5
     t0, results = run_processes(storage_connection, [{"tenants": ["t1"], "seconds": seconds}] * 4)
     steady = (t0 + 2.0, t0 + seconds)
 
