@@ -22,10 +22,11 @@ run: setup
 	$(PY) -m devhost.run
 
 ## Run the whole test suite: TEST_WORKERS processes (pytest-xdist), each with its own Azurite on free ports.
-## More workers than cores: most tests wait on queues, stubs and rate limits, not on the CPU. The few that
-## assert spacing in real time (marked `timing`) run afterwards, alone: a CPU shared by four workers can
-## delay a request past the margin they check.
-TEST_WORKERS ?= 4
+## More workers than cores: many tests wait on queues, stubs and rate limits, not on the CPU; but each worker
+## also collects the suite and runs an Azurite: on 2 cores, 3 workers ran the suite in 199 s where 4 took 215 s.
+## The few that assert spacing in real time (marked `timing`) run afterwards, alone: a CPU shared by several
+## workers can delay a request past the margin they check.
+TEST_WORKERS ?= 3
 # pytest keeps its rewritten test modules in __pycache__ only where bytecode may be written: a second run (and the
 # timing phase after the first) then skips rewriting about 2,000 asserts, some 4 CPU-seconds per process.
 test: export PYTHONDONTWRITEBYTECODE :=
