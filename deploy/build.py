@@ -224,6 +224,10 @@ def _zip_time() -> tuple[int, int, int, int, int, int]:
     return (stamp.tm_year, stamp.tm_mon, stamp.tm_mday, stamp.tm_hour, stamp.tm_min, stamp.tm_sec)
 
 
+# zlib's default: this app's zip is 0.6% larger than at 9 (8.37 MB, not 8.32), and a build takes 5.6 CPU-s, not 8.1.
+COMPRESS_LEVEL = 6
+
+
 def write_zip(files: Iterable[tuple[Path, str]], out: Path) -> None:
     """Write a deterministic zip: sorted names, one timestamp, modes 644/755, written atomically."""
     entries = sorted(files, key=lambda item: item[1])
@@ -233,14 +237,14 @@ def write_zip(files: Iterable[tuple[Path, str]], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     stamp = _zip_time()
     partial = out.with_name(out.name + ".partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as archive:
         for source, name in entries:
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # Unix, so the modes below are honoured when the zip is mounted on Linux
             mode = 0o755 if os.access(source, os.X_OK) else 0o644
             info.external_attr = (0o100000 | mode) << 16
-            archive.writestr(info, source.read_bytes(), compresslevel=9)
+            archive.writestr(info, source.read_bytes(), compresslevel=COMPRESS_LEVEL)
     os.replace(partial, out)
 
 
