@@ -177,6 +177,17 @@ def _status_json(found: Status, services: NotificationServices) -> dict[str, Any
     return body
 
 
+def created_by(notification_id: str, services: NotificationServices) -> str | None:
+    """Who created it: their Entra object id, "" for a service, None when it predates the catalogue. Two point
+    reads; NotFound for an unknown id."""
+    limits.identifier(notification_id, "id", MAX_ID_LENGTH)
+    notification = services.notifications.get(notification_id)
+    if notification is None:
+        raise NotFound("no notification with that id")
+    entry = services.catalogue.get(notification.id, notification.created_at) if notification.created_at else None
+    return entry.created_by.id if entry is not None else None
+
+
 def cancel(notification_id: str, services: NotificationServices, *, actor: Actor | None = None) -> Answer:
     """DELETE /api/notify/{id}: stop what has not been sent yet (page jobs check before sending)."""
     limits.identifier(notification_id, "id", MAX_ID_LENGTH)
@@ -300,5 +311,5 @@ def _base_url(request_url: str, services: NotificationServices) -> str:
     return services.settings.public_base_url.rstrip("/")
 
 
-__all__ = ["Answer", "cancel", "edit", "list_notifications", "notify", "recall", "resolve_team_target", "status",
+__all__ = ["Answer", "cancel", "created_by", "edit", "list_notifications", "notify", "recall", "resolve_team_target", "status",
            "teams"]

@@ -17,8 +17,7 @@
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
+import functools
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -50,24 +49,10 @@ FILES = {"": ("index.html", "text/html"), "index.html": ("index.html", "text/htm
          "portal.js": ("portal.js", "text/javascript"), "portal.css": ("portal.css", "text/css")}
 
 
-@dataclass(frozen=True, slots=True)
-class _Checks:
-    settings: Settings
-    id_tokens: IdTokenCheck | None
-
-
-_checks: _Checks | None = None  # one per process (it caches Entra's signing keys): safe to lose
-_checks_lock = threading.Lock()
-
-
+@functools.lru_cache(maxsize=1)
 def _id_tokens(settings: Settings) -> IdTokenCheck | None:
-    global _checks
-    current = _checks
-    if current is None or current.settings is not settings:
-        with _checks_lock:
-            current = _Checks(settings, None if settings.local_mode else IdTokenCheck(settings))
-            _checks = current
-    return current.id_tokens
+    """One check per process and settings: it caches Entra's signing keys (safe to lose)."""
+    return None if settings.local_mode else IdTokenCheck(settings)
 
 
 def handle(req: func.HttpRequest, services: NotificationServices) -> func.HttpResponse:
@@ -114,10 +99,12 @@ def _api(req: func.HttpRequest, path: str, services: NotificationServices) -> fu
     notification_id, action = parts[1], (parts[2] if len(parts) == 3 else "")
     if method == "GET" and not action:
         return _json(*_answer(api.status(notification_id, services)))
-    if method == "GET" and action in ("report", "audit", "answers"):
-        api.status(notification_id, services)  # 404 for an unknown id, whatever the report
-        return _csv(action, notification_id, services)
-    created_by = api.status(notification_id, services).body.get("createdBy", {}).get("id")
+    if method == "GET" and action in reports.NOTIFICATION_REPORTS:
+        return http_edge.csv_response(*reports.for_notification(action, notification_id, services))
+    created_by = api.created_by(notification_id, services)  # and 404 for an unknown id
+    if method == "GET" and action == "answers":
+        body = reports.survey_answers_report(notification_id, services)
+        return http_edge.csv_response(body, f"{notification_id}-answers.csv")
     if method == "PATCH" and not action:
         policy.check_change(author, created_by)
         data = http_edge.read_json_object(req, services.settings.max_request_bytes)
@@ -134,16 +121,6 @@ def _api(req: func.HttpRequest, path: str, services: NotificationServices) -> fu
 def _list(req: func.HttpRequest, author: Author, services: NotificationServices) -> api.Answer:
     mine = req.params.get("mine") in ("1", "true")
     return api.list_notifications(services, req.params, author_id=author.id if mine else None)
-
-
-def _csv(action: str, notification_id: str, services: NotificationServices) -> func.HttpResponse:
-    if action == "report":
-        body = reports.notification_report(notification_id, services)
-    elif action == "audit":
-        body = reports.audit_report(notification_id, services)
-    else:
-        body = reports.survey_answers_report(notification_id, services)
-    return http_edge.csv_response(body, f"{notification_id}-{action}.csv")
 
 
 def _answer(answer: api.Answer) -> tuple[int, dict[str, Any]]:
